@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine:
+#   make demo   -- create .venv if missing, install probssl, train + evaluate + report on digits
+#   make test   -- create .venv if missing, install probssl with test extras, run pytest
+# TORCH is the torch requirement installed first; the tested CPU build is the default. On a GPU
+# machine use e.g. `make demo TORCH="torch --index-url https://download.pytorch.org/whl/cu124"`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test install install-test bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Torch first and alone, so no later resolver step can swap in a CUDA build; the constraints
+# file then holds it at that version while probssl's other dependencies install.
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) "$(TORCH)"
+	$(PIP) -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(VENV)/bin/probssl demo
+
+test: install-test
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf runs .pytest_cache

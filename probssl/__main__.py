@@ -1,0 +1,6 @@
+"""``python -m probssl`` (and ``torchrun -m probssl``) runs the command line."""
+import sys
+
+from probssl.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line interface. Nothing else in the package imports it."""

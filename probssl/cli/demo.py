@@ -1,0 +1,50 @@
+"""``probssl demo``: SimCLR vs VSimCLR on scikit-learn's digits, trained, evaluated and reported."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from probssl.config import load_config
+from probssl.evaluation import evaluate_baselines, evaluate_run
+from probssl.report import write_report
+from probssl.train import Trainer, load_splits
+
+DEMO_PRESETS = ("simclr-digits", "vsimclr-digits")
+
+
+def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) -> dict:
+    """Train both presets with the same backbone and budget, evaluate, write OUT/report.md."""
+    tic = time.perf_counter()
+    run_dirs = []
+    for preset in DEMO_PRESETS:
+        overrides = [f"train.epochs={epochs}"] if epochs else []
+        if data_dir:
+            overrides.append(f"data.data_dir={data_dir}")
+        config = load_config(preset, overrides=overrides)
+        run_dir = out / preset
+        if (run_dir / "status.json").exists():
+            shutil.rmtree(run_dir)  # the demo always starts from scratch in its own folder
+        print(f"[demo] training {preset}: {config.train.epochs} epochs, batch {config.train.batch_size}", flush=True)
+        Trainer(config, run_dir).fit()
+        print(f"[demo] evaluating {preset}", flush=True)
+        metrics = evaluate_run(run_dir)
+        print(f"[demo] {preset}: linear {metrics['linear_acc']:.4f}  kNN {metrics['knn_acc']:.4f}  "
+              f"effective rank {metrics['effective_rank']:.1f}", flush=True)
+        run_dirs.append(run_dir)
+
+    print("[demo] evaluating baselines (raw pixels, random encoder)", flush=True)
+    config = load_config(DEMO_PRESETS[0])
+    baselines = evaluate_baselines(config, load_splits(config), config.eval)
+    elapsed = time.perf_counter() - tic
+    preamble = (f"SimCLR and VSimCLR trained with the same backbone ({config.model.backbone}), augmentations, "
+                f"optimiser and budget ({config.train.epochs} epochs) on scikit-learn's 8x8 digits. "
+                f"Reproduce with `probssl demo` (this run took {elapsed:.0f} s). The baselines are a linear "
+                "probe on raw pixels and on the same backbone at random initialisation.")
+    payload = write_report(run_dirs, out, baselines=baselines, title="probssl demo: SimCLR vs VSimCLR on digits",
+                           preamble=preamble)
+    payload["total_seconds"] = round(time.perf_counter() - tic, 1)
+    (out / "metrics.json").write_text(json.dumps(payload, indent=1))
+    print(f"[demo] wrote {out / 'report.md'} and {out / 'metrics.json'} in {payload['total_seconds']:.0f} s")
+    return payload

@@ -1,0 +1,130 @@
+"""The ``probssl`` command line: train, eval, report, demo, presets, methods."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from probssl.config import ConfigError, list_presets, load_config, to_yaml
+from probssl.data import DataError
+from probssl.train import CheckpointError, TrainingError
+
+# Errors that are the user's to fix: one clear message, no traceback.
+USER_ERRORS = (ConfigError, DataError, TrainingError, CheckpointError, FileNotFoundError)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="a built-in preset (see `probssl presets`)")
+    p.add_argument("--config", help="a YAML config file applied on top of the preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.epochs=5 (repeatable)")
+
+
+def cmd_train(args) -> int:
+    from probssl.evaluation import evaluate_run
+    from probssl.train import Trainer
+
+    config = load_config(args.preset, args.config, args.overrides)
+    run_dir = Path(args.out or f"runs/{args.preset or config.method.name + '-' + config.data.name}")
+    print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
+    Trainer(config, run_dir, resume=args.resume).fit()
+    if args.eval:
+        metrics = evaluate_run(run_dir)
+        print(json.dumps({k: metrics[k] for k in ("linear_acc", "knn_acc", "effective_rank")}, indent=1))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from probssl.evaluation import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, representation=args.representation, device=args.device)
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, list) and k != "protocol"}
+    print(json.dumps(shown, indent=1))
+    print(f"wrote {Path(args.run_dir) / 'eval.json'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from probssl.report import write_report
+
+    write_report(args.run_dirs, args.out)
+    print(f"wrote {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from probssl.cli.demo import run_demo
+
+    run_demo(Path(args.out), epochs=args.epochs, data_dir=args.data_dir)
+    return 0
+
+
+def cmd_presets(args) -> int:
+    if args.name:
+        print(to_yaml(load_config(args.name)), end="")
+    else:
+        print("\n".join(list_presets()))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from probssl.methods import list_methods, method_class
+
+    for name in list_methods():
+        doc = (method_class(name).__module__ and sys.modules[method_class(name).__module__].__doc__ or "").strip()
+        print(f"{name:12s} {doc.splitlines()[0] if doc else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="probssl", description="Probabilistic self-supervised learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a method (preset + overrides)")
+    _add_config_args(p)
+    p.add_argument("--out", help="run directory (default runs/PRESET)")
+    p.add_argument("--resume", help="'auto' to continue from the latest checkpoint, or a checkpoint folder")
+    p.add_argument("--eval", action="store_true", help="evaluate the run when training ends")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained run (writes RUN_DIR/eval.json)")
+    p.add_argument("run_dir")
+    p.add_argument("--representation", choices=["auto", "backbone", "mean", "direction", "sample", "bits"])
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="Markdown + JSON + plots comparing evaluated runs")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="train SimCLR and VSimCLR on digits, evaluate, report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=int, default=None, help="override the presets' epochs")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("presets", help="list presets, or print one as YAML")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"probssl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("probssl: interrupted; continue with --resume auto", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""probssl.data: labelled image datasets as in-memory uint8 tensors with train/val/test splits.
+
+Typical use::
+
+    from probssl.data import load_dataset
+    splits = load_dataset("mnist", val_fraction=0.1, split_seed=0)
+    x = splits.train.images.float() / 255      # [N, 1, 28, 28]; never modify .images in place
+    y = splits.train.labels                     # int64 [N]
+
+Datasets (:data:`DATASETS`) and where their files live under the data root
+(:func:`resolve_data_dir`: argument, else ``$PROBSSL_DATA``, else ``~/.cache/probssl``):
+
+* ``digits``: scikit-learn's bundled 8x8 digits; nothing on disk.
+* ``mnist``, ``fashion-mnist``: the four official IDX ``.gz`` files in ``root/mnist/`` and
+  ``root/fashion-mnist/``.
+* ``cifar10``, ``cifar100``: the official python-version ``.tar.gz`` in ``root/cifar10/`` and
+  ``root/cifar100/``.
+* ``folder``: your own images, ``data_dir/{train,test[,val]}/<class_name>/*.png``.
+
+Official files are MD5-verified on every load and downloaded when missing (``download=True``).
+Every problem with the data is a :class:`DataError` whose message says what to do.
+"""
+from .dataset import DataSplits, ImageDataset
+from .download import download_file, verify_file
+from .errors import DataError
+from .paths import resolve_data_dir
+from .registry import DATASETS, load_dataset
+
+__all__ = [
+    "DataError",
+    "ImageDataset",
+    "DataSplits",
+    "DATASETS",
+    "resolve_data_dir",
+    "load_dataset",
+    "verify_file",
+    "download_file",
+]

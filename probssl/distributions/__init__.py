@@ -1,0 +1,52 @@
+"""Distributions for probabilistic self-supervised learning (torch.distributions style).
+
+Families (event_shape (d,) throughout; every class has ``uncertainty()`` → [batch_shape],
+higher = more uncertain):
+
+* :class:`ProjectedNormal` — direction of a diagonal Gaussian on S^{d-1} (VCL posterior);
+  exact log_prob by 1-D Gauss–Legendre quadrature (:mod:`.special`).
+* :class:`HypersphericalUniform` — uniform on S^{d-1} (VCL prior).
+* :class:`DiagonalNormal` — N(m, diag σ²) (SimVAE / SCL posteriors).
+* :class:`StraightThroughBernoulli` — bits with straight-through Gumbel-sigmoid gradients.
+* :class:`PointMass` — deterministic embeddings of non-probabilistic baselines.
+
+KL helpers: :func:`kl_projected_normal_uniform` (``KL_ESTIMATORS``),
+:func:`kl_diagonal_normal_standard`, :func:`kl_bernoulli_uniform`; closed-form KLs are also
+registered with ``torch.distributions.kl_divergence`` (importing this package registers them).
+
+Only torch / math / stdlib are used here.
+"""
+from .bernoulli import StraightThroughBernoulli, anneal_temperature, kl_bernoulli, kl_bernoulli_uniform
+from .gaussian import DiagonalNormal, kl_diagonal_normal, kl_diagonal_normal_standard
+from .kl import KL_ESTIMATORS, kl_projected_normal_uniform
+from .point_mass import PointMass
+from .projected_normal import ProjectedNormal
+from .special import (
+    DEFAULT_NUM_NODES,
+    gauss_legendre,
+    log_projected_normal_integral,
+    log_projected_normal_integral_scaled,
+    log_sphere_area,
+)
+from .uniform_sphere import HypersphericalUniform, sphere
+
+__all__ = [
+    "DEFAULT_NUM_NODES",
+    "DiagonalNormal",
+    "HypersphericalUniform",
+    "KL_ESTIMATORS",
+    "PointMass",
+    "ProjectedNormal",
+    "StraightThroughBernoulli",
+    "anneal_temperature",
+    "gauss_legendre",
+    "kl_bernoulli",
+    "kl_bernoulli_uniform",
+    "kl_diagonal_normal",
+    "kl_diagonal_normal_standard",
+    "kl_projected_normal_uniform",
+    "log_projected_normal_integral",
+    "log_projected_normal_integral_scaled",
+    "log_sphere_area",
+    "sphere",
+]

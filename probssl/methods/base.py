@@ -1,0 +1,90 @@
+"""The method interface that every SSL method follows.
+
+A method answers two questions and nothing else:
+  * how does a batch of augmented views (and labels, when supervised) become named loss terms?
+  * how does an image become a posterior over its embedding?
+Loops, devices, checkpoints and logging live once, in :mod:`probssl.train`.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+REPRESENTATIONS = ("backbone", "mean", "direction", "sample", "bits")
+
+
+class Method(nn.Module):
+    """Base class: a backbone plus whatever head and loss the method adds.
+
+    Subclasses implement :meth:`loss_terms` and :meth:`posterior`. ``forward`` is ``loss_terms``
+    so that wrappers such as DistributedDataParallel see the whole computation.
+    """
+
+    name: ClassVar[str] = ""
+    supervised: ClassVar[bool] = False  # loss_terms needs labels
+    probabilistic: ClassVar[bool] = False  # posterior is not a point mass
+    default_representation: ClassVar[str] = "backbone"
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    @classmethod
+    def from_config(cls, backbone: nn.Module, config, image_shape: tuple[int, int, int]) -> "Method":
+        """Build the method from a :class:`probssl.config.Config` around ``backbone``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the two questions
+    def loss_terms(self, views: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        """[V, N, C, H, W] float views (+ [N] labels) -> named scalar loss terms.
+
+        Each term is already weighted; the training loss is their sum.
+        """
+        raise NotImplementedError
+
+    def posterior(self, images: Tensor) -> Distribution:
+        """[N, C, H, W] float images -> q(z|x) with batch_shape [N] and event_shape [d]."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared helpers
+    def forward(self, views: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        return self.loss_terms(views, labels)
+
+    def encode_views(self, views: Tensor) -> Tensor:
+        """[V, N, C, H, W] -> backbone features [V, N, F] in one backbone call."""
+        v, n = views.shape[:2]
+        feats = self.backbone(views.reshape(v * n, *views.shape[2:]))
+        return feats.reshape(v, n, -1)
+
+    def features(self, images: Tensor) -> Tensor:
+        """[N, C, H, W] -> backbone features [N, F]."""
+        return self.backbone(images)
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        """Called by the trainer before each step (e.g. to anneal a temperature)."""
+
+    @torch.no_grad()
+    def represent(self, images: Tensor, kind: str = "auto") -> Tensor:
+        """[N, C, H, W] -> the representation evaluated downstream, [N, D].
+
+        kind: backbone | mean | direction | sample | bits ('auto' = the method's default).
+        """
+        kind = self.default_representation if kind == "auto" else kind
+        if kind == "backbone":
+            return self.features(images)
+        q = self.posterior(images)
+        if kind == "mean":
+            return q.mean
+        if kind == "direction":
+            return F.normalize(q.mean, dim=-1)
+        if kind == "sample":
+            return q.sample()
+        if kind == "bits":
+            if not hasattr(q, "probs"):
+                raise ValueError(f"representation 'bits' needs a Bernoulli posterior; {self.name} has {type(q).__name__}")
+            return (q.probs > 0.5).to(images.dtype)
+        raise ValueError(f"Unknown representation '{kind}'; choose from auto, {', '.join(REPRESENTATIONS)}")

@@ -1,0 +1,40 @@
+"""SimCLR (Chen et al. 2020): NT-Xent on the projections of two augmented views."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from probssl.distributions import PointMass
+from probssl.losses import info_nce
+from probssl.methods.base import Method
+from probssl.methods.registry import register_method
+from probssl.models import ProjectionHead
+
+
+@register_method
+class SimCLR(Method):
+    name = "simclr"
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5):
+        super().__init__(backbone)
+        self.head = head
+        self.temperature = temperature
+
+    @classmethod
+    def from_config(cls, backbone, config, image_shape):
+        m = config.model
+        head = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
+        return cls(backbone, head, temperature=config.method.temperature)
+
+    def embed(self, features: Tensor) -> Tensor:
+        """[..., F] backbone features -> [..., d] unit-norm projections."""
+        shape = features.shape
+        z = self.head(features.reshape(-1, shape[-1]))
+        return F.normalize(z, dim=-1).reshape(*shape[:-1], -1)
+
+    def loss_terms(self, views, labels=None):
+        z = self.embed(self.encode_views(views))
+        return {"nt_xent": info_nce(z, self.temperature)}
+
+    def posterior(self, images):
+        return PointMass(self.embed(self.features(images)))

@@ -1,0 +1,63 @@
+"""VSimCLR (Jeong, Kim, Hero 2025, "Variational Contrastive Learning").
+
+The head outputs a projected-normal posterior q(z|x) = PN(m, diag sigma^2) on S^{d-1}. InfoNCE is
+computed on reparameterised samples z = (m + sigma*eps)/||m + sigma*eps||, and beta times the
+(normalised) KL from q to the uniform distribution on the sphere is added, averaged over every
+view of every image.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from probssl.distributions import ProjectedNormal, kl_projected_normal_uniform
+from probssl.losses import info_nce
+from probssl.methods.base import Method
+from probssl.methods.registry import register_method
+from probssl.models import GaussianHead
+
+
+@register_method
+class VSimCLR(Method):
+    name = "vsimclr"
+    probabilistic = True
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5, beta: float = 1.0,
+                 kl_estimator: str = "scaled-bound", kl_normalize: bool = True, kl_samples: int = 16):
+        super().__init__(backbone)
+        self.head = head
+        self.temperature = temperature
+        self.beta = beta
+        self.kl_estimator = kl_estimator
+        self.kl_normalize = kl_normalize
+        self.kl_samples = kl_samples
+
+    @classmethod
+    def from_config(cls, backbone, config, image_shape):
+        m, c = config.model, config.method
+        head = GaussianHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
+        return cls(backbone, head, temperature=c.temperature, beta=c.beta, kl_estimator=c.kl_estimator,
+                   kl_normalize=c.kl_normalize, kl_samples=c.kl_samples)
+
+    def head_params(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """[..., F] -> (loc, scale), each [..., d]."""
+        shape = features.shape
+        loc, scale = self.head(features.reshape(-1, shape[-1]))
+        return loc.reshape(*shape[:-1], -1), scale.reshape(*shape[:-1], -1)
+
+    def loss_terms(self, views, labels=None):
+        loc, scale = self.head_params(self.encode_views(views))  # [V, N, d] each
+        z = ProjectedNormal(loc.float(), scale.float()).rsample()
+        terms = {"nt_xent": self.contrastive(z, labels)}
+        if self.beta:
+            kl = kl_projected_normal_uniform(loc.float(), scale.float(), estimator=self.kl_estimator,
+                                             normalize=self.kl_normalize, num_samples=self.kl_samples)
+            terms["kl"] = self.beta * kl.mean()
+        return terms
+
+    def contrastive(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        """[V, N, d] samples on the sphere -> scalar contrastive loss."""
+        return info_nce(z, self.temperature)
+
+    def posterior(self, images):
+        loc, scale = self.head_params(self.features(images))
+        return ProjectedNormal(loc, scale)

@@ -1,0 +1,71 @@
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probssl.cli.main import main
+
+QUICK = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set", "data.train_subset=128",
+         "--set", "train.batch_size=64"]
+
+
+def test_unknown_config_key_is_one_clear_error(capsys):
+    assert main(["train", "--preset", "simclr-digits", "--set", "train.epoch=1"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown config key 'train.epoch'" in err and "Did you mean 'epochs'" in err
+    assert "Traceback" not in err
+
+
+def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
+    code = main(["train", "--preset", "simclr-mnist", "--out", str(tmp_path / "r"),
+                 "--set", f"data.data_dir={tmp_path}", "--set", "data.download=false"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz" in err and "Traceback" not in err
+
+
+def test_corrupt_dataset_file_is_one_clear_error(tmp_path, capsys, shared_data_dir):
+    (tmp_path / "mnist").mkdir()
+    for f in Path(shared_data_dir, "mnist").iterdir():
+        shutil.copy(f, tmp_path / "mnist" / f.name)
+    target = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(gzip.compress(b"garbage"))
+    code = main(["train", "--preset", "simclr-mnist", "--out", str(tmp_path / "r"),
+                 "--set", f"data.data_dir={tmp_path}", "--set", "data.download=false"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "t10k-labels-idx1-ubyte.gz" in err and "ec29112dd5afa0611ce80d1b7f02629c" in err
+    assert "Traceback" not in err
+
+
+def test_train_eval_report_round_trip(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "vsimclr-digits", "--out", str(run), *QUICK]) == 0
+    assert main(["eval", str(run)]) == 0
+    assert (run / "eval.json").exists()
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "vsimclr" in report and "spectrum.png" in report
+    assert (tmp_path / "rep" / "spectrum.png").stat().st_size > 1000
+
+
+def test_eval_of_a_folder_without_checkpoint(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+
+
+def test_presets_and_methods_listing(capsys):
+    assert main(["presets"]) == 0
+    assert "vsimclr-mnist" in capsys.readouterr().out
+    assert main(["presets", "simclr-digits"]) == 0
+    assert "name: digits" in capsys.readouterr().out
+    assert main(["methods"]) == 0
+    assert "vsimclr" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "probssl", "presets"], capture_output=True, text=True, check=True)
+    assert "simclr-digits" in out.stdout

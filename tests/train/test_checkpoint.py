@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from probssl.train import (CheckpointError, TrainingState, latest_checkpoint, list_checkpoints, load_checkpoint,
+                           save_checkpoint)
+
+
+def _state(step=3):
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    gen = torch.Generator().manual_seed(5)
+    return model, opt, TrainingState(model=model.state_dict(), optimizer=opt.state_dict(), step=step, epoch=1,
+                                     rng={"g": gen.get_state(), "torch": torch.get_rng_state()},
+                                     config={"a": 1}, extra={"image_shape": [1, 8, 8]})
+
+
+def test_round_trip_restores_everything(tmp_path):
+    model, opt, state = _state()
+    path = save_checkpoint(tmp_path, state)
+    loaded = load_checkpoint(path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model[k], v)
+    opt2 = torch.optim.AdamW(model.parameters(), lr=0.1)
+    opt2.load_state_dict(loaded.optimizer)
+    for p in model.parameters():
+        assert torch.equal(opt2.state[p]["exp_avg"], opt.state[p]["exp_avg"])
+    assert loaded.step == 3 and loaded.epoch == 1 and loaded.config == {"a": 1}
+    g = torch.Generator()
+    g.set_state(loaded.rng["g"])
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+
+
+def test_keeps_newest_and_ignores_incomplete(tmp_path):
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, _state(step)[2], keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000003"]
+    (tmp_path / ".tmp-step-00000004-1").mkdir()  # a crash mid-write leaves only a temp folder
+    assert latest_checkpoint(tmp_path).name == "step-00000003"
+
+
+def test_truncated_tensor_file_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path, _state()[2])
+    f = path / "tensors.safetensors"
+    f.write_bytes(f.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="truncated or was modified"):
+        load_checkpoint(path)
+
+
+def test_tampered_tensor_file_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path, _state()[2])
+    f = path / "tensors.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(path)
+
+
+def test_pickle_file_is_never_unpickled(tmp_path):
+    """A torch.save pickle dropped in place of the tensors cannot run code: it is rejected unread."""
+    path = save_checkpoint(tmp_path, _state()[2])
+    torch.save({"x": torch.zeros(1)}, path / "tensors.safetensors")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_bad_json_and_foreign_format(tmp_path):
+    path = save_checkpoint(tmp_path, _state()[2])
+    (path / "state.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(path)
+    (path / "state.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(CheckpointError, match="not a probssl checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="not a probssl checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")

@@ -1,0 +1,114 @@
+import json
+
+import pytest
+import torch
+
+from probssl.config import load_config
+from probssl.data import load_dataset
+from probssl.evaluation import evaluate_run
+from probssl.train import Trainer, TrainingError, check_config, latest_checkpoint, load_run
+
+QUICK = ["train.epochs=3", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
+         "train.log_every=1", "model.head_hidden_dim=64", "model.embed_dim=16"]
+
+
+def _config(preset="simclr-digits", extra=()):
+    return load_config(preset, overrides=QUICK + list(extra))
+
+
+@pytest.mark.parametrize("preset", ["simclr-digits", "vsimclr-digits"])
+def test_trains_with_finite_decreasing_loss_and_checkpoints(tmp_path, preset):
+    config = _config(preset, ["train.epochs=8", "train.lr=0.003"])
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records]
+    assert len(losses) == 8 * 4 and all(map(lambda v: v == v, losses))
+    assert sum(losses[-4:]) < sum(losses[:4])
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000032"
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "finished"
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    config = _config()
+    Trainer(config, tmp_path / "a").fit()
+    _, full, _ = load_run(tmp_path / "a")
+
+    class Boom(Exception):
+        pass
+
+    trainer = Trainer(config, tmp_path / "b")
+    original = trainer.train_step
+
+    def crash_at_step_9(index):
+        if trainer.step == 9:  # mid-epoch 3 (4 steps per epoch); last checkpoint is after epoch 2
+            raise Boom()
+        return original(index)
+
+    trainer.train_step = crash_at_step_9
+    with pytest.raises(Boom):
+        trainer.fit()
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "failed"
+    resumed = Trainer(config, tmp_path / "b", resume="auto")
+    assert resumed.step == 8
+    resumed.fit()
+    _, again, _ = load_run(tmp_path / "b")
+    for (k, v), w in zip(full.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(v, w), k
+    log_a = [json.loads(x)["loss"] for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x)["loss"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert log_a == log_b
+
+
+def test_run_dir_holding_another_run_is_an_error(tmp_path):
+    Trainer(_config(extra=["train.epochs=1"]), tmp_path / "r").fit()
+    with pytest.raises(TrainingError, match="already holds a run"):
+        Trainer(_config(extra=["train.epochs=1"]), tmp_path / "r")
+    with pytest.raises(TrainingError, match="different config"):
+        Trainer(_config(extra=["train.epochs=1", "train.lr=0.5"]), tmp_path / "r", resume="auto")
+
+
+def test_non_finite_loss_names_step_and_term(tmp_path):
+    trainer = Trainer(_config("vsimclr-digits"), tmp_path / "nan")
+    original = trainer.method.loss_terms
+
+    def poisoned(views, labels=None):
+        terms = original(views, labels)
+        if trainer.step == 5:
+            terms["kl"] = terms["kl"] * float("nan")
+        return terms
+
+    trainer.method.loss_terms = poisoned
+    with pytest.raises(TrainingError, match=r"step 5 .*term\(s\) kl"):
+        trainer.fit()
+    assert latest_checkpoint(tmp_path / "nan" / "checkpoints").name == "step-00000004"
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.batch_size=-4", "batch_size must be >= 2"),
+    ("augment.views=1", "views must be between 2 and 16"),
+    ("model.embed_dim=1", "embed_dim must be >= 2"),
+    ("method.temperature=0", "temperature must be > 0"),
+])
+def test_impossible_values_are_clear_errors(override, match):
+    with pytest.raises(TrainingError, match=match):
+        check_config(load_config("simclr-digits", overrides=[override]))
+
+
+def test_eval_of_a_trained_run_writes_metrics(tmp_path):
+    Trainer(_config("vsimclr-digits"), tmp_path / "e").fit()
+    metrics = evaluate_run(tmp_path / "e")
+    for key in ("linear_acc", "knn_acc", "effective_rank", "mean_uncertainty"):
+        assert key in metrics
+    assert 0 <= metrics["linear_acc"] <= 1 and metrics["linear_acc"] > 0.3
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["linear_acc"] == metrics["linear_acc"]
+
+
+@pytest.mark.slow
+def test_vsimclr_on_real_mnist_trains_and_evaluates(tmp_path, shared_data_dir):
+    config = load_config("vsimclr-mnist", overrides=[
+        f"data.data_dir={shared_data_dir}", "data.download=false", "data.train_subset=2048", "train.epochs=1",
+        "train.progress=false", "train.batch_size=256"])
+    Trainer(config, tmp_path / "m").fit()
+    metrics = evaluate_run(tmp_path / "m")
+    assert metrics["splits"]["test"] == 10000 and metrics["linear_acc"] > 0.5
