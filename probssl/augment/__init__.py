@@ -26,7 +26,7 @@ from .color import (
     rgb_to_hsv,
     solarize,
 )
-from .geometric import crop_theta, random_resized_crop, resized_crop, sample_crop_boxes
+from .geometric import crop_grid, crop_theta, random_resized_crop, resized_crop, sample_crop_boxes
 from .pipeline import RECIPES, AugmentParams, Augmenter, recipe
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     # geometric
     "sample_crop_boxes",
     "crop_theta",
+    "crop_grid",
     "resized_crop",
     "random_resized_crop",
     # colour

@@ -47,7 +47,8 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 def rgb_to_grayscale(images: Tensor, num_output_channels: int = 1) -> Tensor:
     """[N, 3, H, W] -> [N, num_output_channels, H, W] luma with :data:`GRAY_WEIGHTS`.
 
-    A 1-channel input is already grey and is returned as is (expanded to 3 channels if asked).
+    A 1-channel input is already grey and is returned as is (expanded to 3 channels if asked). The
+    3-channel result is a broadcast view: call ``.contiguous()`` before writing into it.
     """
     check_images(images, channels=_CHANNELS)
     if num_output_channels not in (1, 3):
@@ -203,12 +204,15 @@ def color_jitter(
     order = torch.as_tensor(order)
     if order.shape != (n, 4):
         raise ValueError(f"order must have shape [N, 4]=[{n}, 4], got {tuple(order.shape)}")
+    order = order.cpu()
+    if n and not torch.equal(order.sort(dim=1).values, torch.arange(4).expand(n, 4).to(order.dtype)):
+        raise ValueError("every row of order must be a permutation of (0, 1, 2, 3)")
     out = None
     for stage in range(4):
         for op_id, f in enumerate(active):
             if f is None:
                 continue
-            sel = ((order[:, stage].to(f.device) == op_id) & (f != _IDENTITY[op_id])).cpu()
+            sel = (order[:, stage] == op_id) & (f != _IDENTITY[op_id]).cpu()
             if not sel.any():
                 continue
             if out is None:
@@ -269,7 +273,11 @@ def random_grayscale(
 
 
 def solarize(images: Tensor, threshold: float = 0.5, mask: Tensor | None = None, inplace: bool = False) -> Tensor:
-    """``1 - x`` where ``x >= threshold`` (torchvision semantics); ``mask``: optional [N] bool rows to use."""
+    """``1 - x`` where ``x >= threshold`` (torchvision semantics).
+
+    ``mask``: optional [N] bool tensor of the rows to solarize (others are left as they are);
+    ``inplace``: write into ``images`` instead of a copy.
+    """
     check_images(images)
 
     def _solarize(x: Tensor) -> Tensor:

@@ -13,12 +13,13 @@ pixel-edge units of an H x W image spans ``[2*left/W - 1, 2*(left+w)/W - 1]`` ho
     theta = [[sx * w / W, 0,          (2*left + w) / W - 1],
              [0,          sy * h / H, (2*top  + h) / H - 1]]      sx, sy = -1 for a flip, else +1.
 
-Interpolation is bilinear without antialiasing (like ``torchvision.transforms.v1`` on tensors with
-``antialias=False``): a crop resized by an integer factor is exact (down-sampling by 2 averages 2x2
-blocks; an unscaled crop is plain slicing); strong down-sampling can alias. ``padding_mode`` only
-matters for the half-pixel border reached when up-sampling: "border" (default) repeats the edge pixel,
-exactly like ``F.interpolate(..., mode="bilinear", align_corners=False)``; "zeros" fades to black; and
-"reflection" mirrors.
+Interpolation is bilinear without antialiasing (like torchvision's ``resized_crop`` on tensors with
+``antialias=False``): an unscaled crop is plain slicing, down-sampling by 2 averages 2x2 blocks, larger
+down-sampling factors point-sample and can alias. Up-sampled crops interpolate with the pixels just
+outside the box, as in torchvision. ``padding_mode`` only matters for the half-pixel band beyond the
+image border reached when up-sampling a box that touches the border: "border" (default) repeats the
+edge pixel, exactly like ``F.interpolate(..., mode="bilinear", align_corners=False)``; "zeros" fades to
+black; "reflection" mirrors.
 """
 from __future__ import annotations
 

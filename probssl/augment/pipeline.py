@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -165,9 +166,12 @@ def _crop_is_identity(params: AugmentParams, height: int, width: int, out: tuple
 class Augmenter:
     """Batched multi-view augmentation: ``Augmenter(params)(images, views=2, generator=g)``.
 
-    Every op runs once on the stacked ``[views * N, C, H, W]`` batch with per-sample parameters drawn
-    from a CPU generator (so a seed gives identical results on any device). Ops that cannot change
-    anything (probability 0, colour ops on grey images, an identity crop) are skipped and draw nothing.
+    Every op runs once on the stacked ``[views * N, C, H, W]`` batch (``images.repeat(views, 1, 1, 1)``,
+    so row ``v * N + i`` is view ``v`` of image ``i``) with per-sample parameters drawn from a CPU
+    generator, so a seed gives identical results on any device. Draw order: crop boxes and flips
+    (:func:`random_resized_crop`), colour jitter (:func:`random_color_jitter`), grayscale, blur,
+    solarize. Ops that cannot change anything (probability 0, colour ops on grey images, an identity
+    crop) are skipped and draw nothing. Ops after the crop work in place on the stacked batch.
 
     Args:
         params: :class:`AugmentParams`.
@@ -218,14 +222,22 @@ class Augmenter:
             raise TypeError(f"images must be float in [0, 1] or uint8, got {images.dtype}")
         if images.shape[1] not in (1, 3):
             raise ValueError(f"images must have 1 or 3 channels, got {images.shape[1]}")
-        if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        try:
+            n_views = operator.index(views)
+        except TypeError:
+            n_views = 0
+        if isinstance(views, bool) or n_views < 1:
             raise ValueError(f"views must be an int >= 1, got {views!r}")
+        views = n_views
         check_generator(generator)
 
         p = self.params
         n, c, height, width = images.shape
         out_size = self.output_size or (height, width)
-        x = images.repeat(views, 1, 1, 1) if views > 1 else images.clone()
+        if views > 1:
+            x = images.repeat(views, 1, 1, 1)
+        else:
+            x = images.clone(memory_format=torch.contiguous_format)
         if not _crop_is_identity(p, height, width, out_size):
             x = random_resized_crop(
                 x, p.crop_scale, p.crop_ratio, out_size, p.hflip_p, p.vflip_p, generator, self.padding_mode
@@ -233,7 +245,9 @@ class Augmenter:
         colour = c == 3
         strengths = (p.brightness, p.contrast) + ((p.saturation, p.hue) if colour else (0.0, 0.0))
         if p.jitter_p > 0 and any(s > 0 for s in strengths):
-            x = random_color_jitter(x, *strengths, p=p.jitter_p, random_order=True, generator=generator, inplace=True)
+            x = random_color_jitter(
+                x, *strengths, p=p.jitter_p, random_order=True, generator=generator, inplace=True
+            )
         if colour and p.grayscale_p > 0:
             x = random_grayscale(x, p.grayscale_p, generator, inplace=True)
         if p.blur_p > 0:
@@ -243,4 +257,4 @@ class Augmenter:
         if p.binarize:
             x = binarize(x)
         # x is a fresh contiguous tensor owned here (repeat / grid_sample output), so ops work in place.
-        return x.clamp_(0, 1).view(views, n, c, *out_size)
+        return x.clamp_(0, 1).reshape(views, n, c, *out_size)
