@@ -28,7 +28,6 @@ caller (e.g. a bound reported as "the KL" in an evaluation). Callers choose expl
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 from torch.distributions.kl import register_kl

@@ -100,9 +100,19 @@ def _check_d(d) -> int:
 
 def _mode(t: torch.Tensor, dm1: int) -> torch.Tensor:
     """s* = (t + sqrt(t² + 4(d-1)))/2, root of s² - t s - (d-1) = 0, without cancellation."""
-    r = torch.hypot(t, torch.full_like(t, 2.0 * math.sqrt(dm1)))
-    # For t < 0, (t + r) cancels; the conjugate form 2(d-1)/(r - t) adds positives.
-    return torch.where(t >= 0, 0.5 * (t + r), (2.0 * dm1) / (r - t))
+    # The two roots multiply to -(d-1), so s*(t)·s*(-t) = d-1. For t < 0, (t + r) cancels;
+    # use s*(t) = (d-1)/s*(-t) = 2(d-1)/(r - t) instead, which only adds positives.
+    # Double-where: each branch sees only its own sign of t (0 otherwise), so the unused
+    # branch can neither overflow nor send inf·0 = NaN into the gradient; no |t| (whose
+    # subgradient at 0 would be wrong).
+    c = torch.full_like(t, 2.0 * math.sqrt(dm1))
+    pos = t >= 0
+    zero = torch.zeros_like(t)
+    t_pos = torch.where(pos, t, zero)
+    t_neg = torch.where(pos, zero, t)
+    s_pos = 0.5 * (t_pos + torch.hypot(t_pos, c))
+    s_neg = (2.0 * dm1) / (torch.hypot(t_neg, c) - t_neg)
+    return torch.where(pos, s_pos, s_neg)
 
 
 def _log_quadrature(t: torch.Tensor, d: int, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,8 @@ from torch import Tensor
 
 def _similarity_logits(z: Tensor, temperature: float) -> Tensor:
     """[M, d] unit vectors -> [M, M] cosine logits / temperature with the diagonal masked out."""
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()  # logits / tau overflow half precision for small tau
     logits = (z @ z.T) / temperature
     # -inf on the diagonal removes the anchor from its own softmax denominator.
     return logits.masked_fill(torch.eye(z.shape[0], dtype=torch.bool, device=z.device), float("-inf"))
@@ -29,7 +31,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     """
     n = z1.shape[0]
     z = torch.cat([z1, z2], dim=0)
-    logits = _similarity_logits(z.float(), temperature)
+    logits = _similarity_logits(z, temperature)
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
@@ -47,7 +49,7 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
     Returns:
         scalar loss.
     """
-    logits = _similarity_logits(z.float(), temperature)
+    logits = _similarity_logits(z, temperature)
     log_prob = F.log_softmax(logits, dim=1)
     eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
     positives = (labels[:, None] == labels[None, :]) & ~eye

@@ -131,6 +131,12 @@ class Trainer:
     def _prepare_run_dir(self, resume: str | None) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         config_file = self.run_dir / "config.yaml"
+        if config_file.exists():
+            saved = from_dict(yaml.safe_load(config_file.read_text()))
+            if saved.to_dict() != self.config.to_dict():
+                raise TrainingError(
+                    f"{self.run_dir} holds a run with a different config ({config_file}); "
+                    "choose another --out directory.")
         if resume is None:
             if latest_checkpoint(ckpt_dir) is not None or self.log.path.exists():
                 raise TrainingError(
@@ -141,12 +147,6 @@ class Trainer:
             if path is not None:
                 self._restore(load_checkpoint(path))
                 self.echo(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
-        if config_file.exists():
-            saved = from_dict(yaml.safe_load(config_file.read_text()))
-            if saved.to_dict() != self.config.to_dict():
-                raise TrainingError(
-                    f"{self.run_dir} holds a run with a different config ({config_file}); "
-                    "choose another --out directory.")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_file.write_text(to_yaml(self.config))
 

@@ -154,3 +154,13 @@ def test_gauss_legendre_exact_for_polynomials():
     for k in range(0, 32):
         exact = 0.0 if k % 2 else 2.0 / (k + 1)
         assert (w * x ** k).sum().item() == pytest.approx(exact, abs=1e-14)
+
+
+def test_extreme_arguments_have_finite_values_and_gradients():
+    """Far outside the design range (|t| = 1e5, float32) nothing overflows or turns NaN."""
+    t = torch.tensor([1e5, -1e5, 0.0], requires_grad=True)
+    v = log_projected_normal_integral(t, 2)
+    v.sum().backward()
+    assert torch.isfinite(v).all() and torch.isfinite(t.grad).all()
+    # d/dt log I = E[s] → t for t → ∞ and d/|t| (Gamma(d, |t|) mean) for t → -∞; √(π/2) at t = 0, d = 2
+    torch.testing.assert_close(t.grad, torch.tensor([1e5, 2e-5, math.sqrt(math.pi / 2)]), rtol=1e-4, atol=0)
