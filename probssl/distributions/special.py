@@ -23,20 +23,23 @@ identity s*² - t s* = d - 1,
     log I_d(t)   = f(s*) + log s* + log ∫_{-1}^{∞} exp(Δ(y)) dy.
 
 Δ is computed without subtracting large numbers, so the result is accurate even when
-f(s*) ≈ t²/2 is ~10^5 (float32 keeps ~1e-7 relative accuracy). Δ is concave, so
+f(s*) ≈ t²/2 is ~10^5. Δ is concave, so
 {Δ > -C} is an interval [y_lo, y_hi] found by bisection (C = 45: the discarded tails weigh
 < e^-45 relative to the peak); y_lo = -1 (s = 0) when the integrand is still large there.
 On that window we apply an n-point Gauss–Legendre rule (default n = 64) and a logsumexp.
 The integrand is entire in y (a polynomial times a Gaussian) and the window is at most
 ~50 curvature widths, so Gauss–Legendre converges geometrically: against mpmath at 40
-digits the relative error of log I_d(t) is ≤ 3e-15 in float64 (≤ 2e-7 in float32) for all
-d ∈ [2, 512], |t| ≤ 1000 that we tried (n = 48 already suffices; 64 is a margin).
+digits the error of log I_d(t) is ≤ 3e-15·max(1, |log I_d|) in float64 over 528 (d, t) pairs
+with d ∈ [2, 512], |t| ≤ 1000 (n = 48 already suffices; 64 is a margin). In float32 it is
+a few ulps of the summed magnitudes, ≤ 4e-7·(|log I_d| + 2d): e.g. 2e-6 relative where
+log I_d ≈ -1 is a sum of terms ~d.
 
 Differentiability: the window and nodes are computed under ``no_grad``. The value is then a
 function of t only through s*(t) (the integrand's t-dependence is eliminated exactly by the
 mode identity), so autograd differentiates the quadrature of the exact integrand with fixed
 nodes; that equals the quadrature of the derivative, accurate to the same order
-(gradcheck passes in float64, and d/dt log I_d = E[s] is reproduced to ~1e-12).
+(gradcheck/gradgradcheck pass in float64; d/dt log I_d = E[s] = I_{d+1}/I_d matches a
+scipy oracle to 1e-9 relative).
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ against the labels with permutation-invariant metrics (Hungarian-matched accurac
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -13,6 +15,11 @@ from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
 from probssl.evaluation.probes import standardize
+
+try:  # a dependency of scikit-learn, so present wherever sklearn is
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
 
 __all__ = ["clustering_accuracy", "clustering_scores", "gmm_cluster"]
 
@@ -36,6 +43,7 @@ def gmm_cluster(features: Tensor, num_clusters: int, seed: int = 0, covariance_t
          lives in the leading components;
       3. fit on a random subset of at most ``max_fit_samples`` rows (EM cost is linear in N; 20k points pin
          down 10 clusters' means and variances well), then assign every row to its most likely component.
+    sklearn runs single-threaded here (see the comment in the code).
 
     Args:
         features: [N, D] float.
@@ -55,8 +63,12 @@ def gmm_cluster(features: Tensor, num_clusters: int, seed: int = 0, covariance_t
                 if max_fit_samples is not None and len(x) > max_fit_samples else slice(None))
     gmm = GaussianMixture(num_clusters, covariance_type=covariance_type, max_iter=max_iter, random_state=seed,
                           reg_covar=1e-4)
-    gmm.fit(x[fit_rows])
-    return torch.from_numpy(gmm.predict(x)).long()
+    # Single-threaded BLAS / OpenMP inside sklearn: EM on 20,000 x 32 is small (~0.4 s on one core), and
+    # OpenBLAS threads competing with torch's still-spinning OpenMP workers made it ~10x SLOWER on 2 cores.
+    with threadpool_limits(limits=1) if threadpool_limits is not None else nullcontext():
+        gmm.fit(x[fit_rows])
+        labels = gmm.predict(x)
+    return torch.from_numpy(labels).long()
 
 
 def clustering_accuracy(y_true, y_pred) -> float:

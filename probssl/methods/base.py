@@ -72,15 +72,18 @@ class Method(nn.Module):
         """[N, C, H, W] -> the representation evaluated downstream, [N, D].
 
         kind: backbone | mean | direction | sample | bits ('auto' = the method's default).
+        'mean' is deterministic: the mean direction for sphere posteriors (whose exact mean has no
+        closed form), the mean otherwise; 'direction' is it normalised to unit length.
         """
         kind = self.default_representation if kind == "auto" else kind
         if kind == "backbone":
             return self.features(images)
         q = self.posterior(images)
+        mean = q.mean_direction if hasattr(q, "mean_direction") else q.mean
         if kind == "mean":
-            return q.mean
+            return mean
         if kind == "direction":
-            return F.normalize(q.mean, dim=-1)
+            return F.normalize(mean, dim=-1)
         if kind == "sample":
             return q.sample()
         if kind == "bits":

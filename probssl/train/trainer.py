@@ -96,6 +96,10 @@ class Trainer:
             torch.set_num_threads(t.num_threads)
         self.device = select_device(t.device)
         self.precision = resolve_precision(t.precision, self.device)
+        if self.device.type == "cpu":
+            # Adam's second moments and BN statistics drift into denormal floats, which x86 handles
+            # in microcode: measured 40x slower steps on the digits preset without this.
+            torch.set_flush_denormal(True)
         torch.manual_seed(t.seed)
 
         self.splits = splits if splits is not None else load_splits(config)
