@@ -66,7 +66,8 @@ def uncertainty_suite(train_x, train_y, test_x, test_y, ood_x):
     means = torch.stack([train_x[train_y == c].mean(0) for c in range(int(train_y.max()) + 1)])
     correct = torch.cdist(test_x, means).argmin(1) == test_y
     coverage, accuracy = selective_accuracy_curve(score_in, correct)
-    return {"ood": ood_detection(score_in, score_out), "misclassification": misclassification_detection(score_in, correct),
+    return {"ood": ood_detection(score_in, score_out),
+            "misclassification": misclassification_detection(score_in, correct),
             "accuracy_at_50pct_coverage": float(accuracy[coverage >= 0.5][0]), "aurc": aurc(score_in, correct)}
 
 
@@ -98,7 +99,8 @@ def main() -> None:
         seconds[name] = time.perf_counter() - tic
         print(f"{name:18s} {seconds[name]:8.2f}  {results[name]}", flush=True)
     suite_total = sum(seconds[name] for name in SUITE)
-    print(f"{'suite total':18s} {suite_total:8.2f}  (budget {BUDGET_S:.0f} s: {'OK' if suite_total < BUDGET_S else 'OVER'})")
+    verdict = "OK" if suite_total < BUDGET_S else "OVER"
+    print(f"{'suite total':18s} {suite_total:8.2f}  (budget {BUDGET_S:.0f} s: {verdict})")
     print(f"{'+ MLP probe':18s} {suite_total + seconds['MLP probe']:8.2f}")
 
     out = Path(args.out)

@@ -63,6 +63,7 @@ class ModelConfig:
     head_hidden_dim: int = 512
     head_layers: int = 2
     embed_dim: int = 128  # d: the sphere S^{d-1} or latent size
+    decoder: str = "auto"  # generative methods: auto (mirror of the backbone) | mlp | conv | resnet
     channels_last: bool = False  # NHWC convs: ~neutral at 28x28 on CPU, 6x slower at 8x8
 
 
@@ -75,16 +76,33 @@ class MethodConfig:
     kl_estimator: str = "scaled-bound"  # mc | gaussian-bound | scaled-bound
     kl_normalize: bool = True  # divide the KL by d (VCL's normalised KL)
     kl_samples: int = 16  # Monte-Carlo samples for kl_estimator=mc
+    # SCL (stochastic contrastive learning): the latent-variable layer.
+    latent: str = "gaussian"  # gaussian | bernoulli
+    latent_dim: int = 128  # size of the stochastic layer (number of bits for bernoulli)
+    relax_temperature: list[float] = field(default_factory=lambda: [1.0, 0.5])  # bernoulli: start, end (annealed)
+    # SimVAE and the VAE baselines.
+    prior_variance: float = 0.15  # SimVAE s^2 in p(z_j | y) = N(y, s^2 I)
+    content_prior: str = "gaussian"  # SimVAE p(y): gaussian | uniform
+    exact_marginal: bool = False  # SimVAE: exact marginal with the factor 1 / (1 + s^2 / J)
+    likelihood: str = "bernoulli"  # bernoulli (BCE) | gaussian (fixed variance)
+    log_var_x: float = -4.6  # log sigma_x^2 of the gaussian likelihood
+    entropy: str = "correct"  # SimVAE posterior entropy: correct | official (the release code's variant)
+    gamma: float = 1e-3  # CR-VAE consistency weight
+    # VICReg (Bardes et al. 2022) coefficients.
+    vicreg_sim: float = 25.0
+    vicreg_std: float = 25.0
+    vicreg_cov: float = 1.0
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 50
     batch_size: int = 256
-    optimizer: str = "adamw"  # adamw | sgd | lars
+    optimizer: str = "adamw"  # adamw | adam | sgd | lars
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
+    adam_eps: float = 1e-8  # SimVAE's reference code uses 1e-4
     warmup_epochs: float = 2.0
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     seed: int = 0

@@ -10,6 +10,7 @@ from a seedable ``torch.Generator`` (as in ``probssl.augment``), then moved to t
 from __future__ import annotations
 
 import math
+import operator
 from typing import Callable
 
 import torch
@@ -40,11 +41,17 @@ SEVERITIES: dict[str, tuple[float, ...]] = {
 MAX_SEVERITY = 5
 
 
-def _check(images: Tensor, name: str, severity: int) -> None:
+def _check(images: Tensor, name: str, severity: int) -> int:
+    """Validate the inputs; return the severity as a Python int (numpy / torch integers accepted)."""
     if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
         raise ValueError("images must be a float tensor [N, C, H, W] in [0, 1]")
-    if not (isinstance(severity, int) and 0 <= severity <= MAX_SEVERITY):
+    try:
+        level = operator.index(severity)
+    except TypeError:
+        level = None
+    if level is None or not 0 <= level <= MAX_SEVERITY:
         raise ValueError(f"{name} severity must be an int in 0..{MAX_SEVERITY}, got {severity!r}")
+    return level
 
 
 def gaussian_noise(images: Tensor, severity: int, generator: torch.Generator | None = None) -> Tensor:
@@ -52,7 +59,7 @@ def gaussian_noise(images: Tensor, severity: int, generator: torch.Generator | N
 
     Shapes: [N, C, H, W] -> [N, C, H, W]. Severity 0 returns an unchanged copy.
     """
-    _check(images, "gaussian_noise", severity)
+    severity = _check(images, "gaussian_noise", severity)
     std = SEVERITIES["gaussian_noise"][severity]
     if std == 0:
         return images.clone()
@@ -65,7 +72,7 @@ def blur(images: Tensor, severity: int) -> Tensor:
 
     Shapes: [N, C, H, W] -> [N, C, H, W]. Severity 0 returns an unchanged copy.
     """
-    _check(images, "blur", severity)
+    severity = _check(images, "blur", severity)
     height, width = images.shape[-2:]
     sigma = SEVERITIES["blur"][severity] * min(height, width) / 32
     if sigma == 0:
@@ -87,7 +94,7 @@ def occlusion(images: Tensor, severity: int, generator: torch.Generator | None =
     (per channel) are zeroed. Vectorised: a row mask [N, H] and a column mask [N, W] are broadcast into
     the patch mask [N, 1, H, W]. Shapes: [N, C, H, W] -> [N, C, H, W].
     """
-    _check(images, "occlusion", severity)
+    severity = _check(images, "occlusion", severity)
     n, _, height, width = images.shape
     side = occlusion_side(height, width, severity)
     if side == 0:

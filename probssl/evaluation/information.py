@@ -100,8 +100,8 @@ def mi_knn_ksg(features: Tensor, labels: Tensor, k: int = 3, max_samples: int | 
         around 0 and clipping would bias averages upwards.
       * ``max_samples``: the cost is O(N^2 D), so above this cap a random subset of rows (fixed by ``seed``)
         is used: 10,000 rows (the size of a typical test split) take ~0.5-1 s for D = 128 on 2 cores,
-        60,000 rows ~36x that. The estimator's bias depends on
-        N, so compare numbers computed with the same cap. ``None`` uses every row.
+        60,000 rows ~36x that. The estimator's bias depends on N, so compare numbers computed with the
+        same cap. ``None`` uses every row.
       * ``standardize_features``: each dimension is scaled to unit variance first (distances would
         otherwise be dominated by the largest-variance dimensions; sklearn scales too).
     """
@@ -134,7 +134,6 @@ def mi_knn_ksg(features: Tensor, labels: Tensor, k: int = 3, max_samples: int | 
     y, order = torch.sort(y, stable=True)
     z = z[order]
     k_i = k_i[order]
-    class_size = torch.bincount(y)
     class_end = class_size.cumsum(0)
     sq_norm = z.pow(2).sum(1)
     m_i = torch.empty(n, dtype=torch.float64)

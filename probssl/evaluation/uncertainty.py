@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aupr", "aurc", "aurc_optimal", "auroc", "fpr_at_tpr", "knn_distance_score", "misclassification_detection",
-           "ood_detection", "selective_accuracy_curve", "spearman"]
+__all__ = ["aupr", "aurc", "aurc_optimal", "auroc", "average_ranks", "fpr_at_tpr", "knn_distance_score",
+           "misclassification_detection", "ood_detection", "selective_accuracy_curve", "spearman"]
 
 
 def _as_1d(x, name: str, dtype: torch.dtype = torch.float64) -> Tensor:

@@ -1,9 +1,20 @@
-"""SSL methods: each says how views become loss terms and how an image becomes a posterior."""
+"""SSL methods: each says how views become loss terms and how an image becomes a posterior.
+
+Every module in this package registers its method(s) on import; they are imported here, so
+``create_method`` knows them all. Add a method by adding one module.
+"""
+import importlib
+import pkgutil
+
 from probssl.methods.base import REPRESENTATIONS, Method
 from probssl.methods.registry import create_method, list_methods, method_class, register_method
-# Importing the method modules registers them.
-from probssl.methods.simclr import SimCLR
-from probssl.methods.vsimclr import VSimCLR
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("base", "registry"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+from probssl.methods.simclr import SimCLR  # noqa: E402
+from probssl.methods.vsimclr import VSimCLR  # noqa: E402
 
 __all__ = ["Method", "REPRESENTATIONS", "SimCLR", "VSimCLR", "create_method", "list_methods",
            "method_class", "register_method"]

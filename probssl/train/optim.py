@@ -59,16 +59,17 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-OPTIMIZERS = ("adamw", "sgd", "lars")
+OPTIMIZERS = ("adamw", "adam", "sgd", "lars")
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
+                    momentum: float = 0.9, eps: float = 1e-8) -> torch.optim.Optimizer:
     groups = parameter_groups(model, weight_decay)
-    if name == "adamw":
+    if name in ("adamw", "adam"):
         for g in groups:
             g.pop("lars_exclude", None)
-        return torch.optim.AdamW(groups, lr=lr)
+        # adam: L2 penalty in the gradient (as in the SimVAE reference code); adamw: decoupled decay.
+        return (torch.optim.AdamW if name == "adamw" else torch.optim.Adam)(groups, lr=lr, eps=eps)
     if name == "sgd":
         for g in groups:
             g.pop("lars_exclude", None)

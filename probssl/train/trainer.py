@@ -108,7 +108,7 @@ class Trainer:
         if config.model.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.augmenter = build_augmenter(config, self.image_shape)
-        self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum)
+        self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum, t.adam_eps)
         for group in self.optimizer.param_groups:
             group["base_lr"] = group["lr"]
 

@@ -87,3 +87,11 @@ def test_uncertainty_vs_severity_positive_for_residual_variance():
     noise_gen = gen(3)
     unrelated = uncertainty_vs_severity(lambda images: torch.rand(len(images), generator=noise_gen), x, gen())
     assert all(abs(r["spearman"]) < 0.2 for r in unrelated.values())
+
+
+def test_numpy_and_torch_integer_severities_are_accepted():
+    import numpy as np
+    x = _images(n=2)
+    assert torch.equal(corrupt(x, "blur", np.int64(2)), corrupt(x, "blur", torch.tensor(2)))
+    with pytest.raises(ValueError):
+        corrupt(x, "blur", 1.5)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from probssl.evaluation.uncertainty import (aupr, aurc, aurc_optimal, auroc, average_ranks, fpr_at_tpr,
@@ -62,7 +62,6 @@ def test_average_ranks_and_spearman_match_scipy():
     g = gen(2)
     x = torch.randint(0, 10, (200,), generator=g).double()
     y = x + torch.randn(200, generator=g, dtype=torch.float64) * 3
-    from scipy.stats import rankdata
     assert torch.allclose(average_ranks(x), torch.from_numpy(rankdata(x.numpy())))
     assert spearman(x, y) == pytest.approx(spearmanr(x.numpy(), y.numpy()).statistic, abs=1e-12)
     assert spearman(x, x) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)

@@ -41,7 +41,7 @@ def test_lars_excluded_group_is_plain_sgd():
     assert torch.allclose(b.detach(), torch.full((3,), 0.9))
 
 
-@pytest.mark.parametrize("name", ["adamw", "sgd", "lars"])
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd", "lars"])
 def test_each_optimizer_decreases_a_quadratic(name):
     torch.manual_seed(0)
     model = nn.Linear(5, 1)
@@ -58,5 +58,5 @@ def test_each_optimizer_decreases_a_quadratic(name):
 
 
 def test_unknown_optimizer():
-    with pytest.raises(ValueError, match="adamw, sgd, lars"):
-        build_optimizer(nn.Linear(2, 2), "adam", 1.0, 0.0)
+    with pytest.raises(ValueError, match="adamw, adam, sgd, lars"):
+        build_optimizer(nn.Linear(2, 2), "adamax", 1.0, 0.0)
