@@ -1,0 +1,34 @@
+"""SupCon (Khosla et al. 2020, "Supervised Contrastive Learning"), L_out form.
+
+SimCLR's encoder and projection head, but every view of every image of the same class is a
+positive: the loss is :func:`probssl.losses.supcon` on all V*N unit-norm projections with the
+labels repeated per view. With all labels distinct it is SimCLR's NT-Xent.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from probssl.losses import supcon
+from probssl.methods.registry import register_method
+from probssl.methods.simclr import SimCLR
+
+
+def require_labels(method_name: str, labels: Tensor | None) -> Tensor:
+    if labels is None:
+        raise ValueError(f"{method_name} is supervised: loss_terms needs the [N] labels of the batch")
+    return labels
+
+
+@register_method
+class SupCon(SimCLR):
+    name = "supcon"
+    supervised = True
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.1):
+        super().__init__(backbone, head, temperature=temperature)
+
+    def loss_terms(self, views, labels=None):
+        labels = require_labels(self.name, labels)
+        z = self.embed(self.encode_views(views))  # [V, N, d]
+        v, n, d = z.shape
+        return {"supcon": supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature)}

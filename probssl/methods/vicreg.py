@@ -1,0 +1,52 @@
+"""VICReg (Bardes, Ponce, LeCun 2022): variance-invariance-covariance regularisation.
+
+No negatives: an expander (SimCLR-style MLP, 3 layers in the paper) maps backbone features to
+embeddings, and :func:`probssl.losses.vicreg.vicreg_loss` pulls two views' embeddings together
+(invariance) while keeping every dimension's std above 1 (variance) and the dimensions
+decorrelated (covariance). For V > 2 views each term is averaged over the V(V-1)/2 view pairs.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+from torch import Tensor, nn
+
+from probssl.distributions import PointMass
+from probssl.losses.vicreg import vicreg_loss
+from probssl.methods.base import Method
+from probssl.methods.registry import register_method
+from probssl.models import ProjectionHead
+
+
+@register_method
+class VICReg(Method):
+    name = "vicreg"
+
+    def __init__(self, backbone: nn.Module, expander: nn.Module, sim: float = 25.0, std: float = 25.0,
+                 cov: float = 1.0):
+        super().__init__(backbone)
+        self.expander = expander
+        self.sim, self.std, self.cov = sim, std, cov
+
+    @classmethod
+    def from_config(cls, backbone, config, image_shape):
+        m, c = config.model, config.method
+        expander = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
+        return cls(backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov)
+
+    def embed(self, features: Tensor) -> Tensor:
+        """[..., F] backbone features -> [..., D] expander outputs (not normalised)."""
+        shape = features.shape
+        return self.expander(features.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)
+
+    def loss_terms(self, views, labels=None):
+        z = self.embed(self.encode_views(views))  # [V, N, D]
+        pairs = list(combinations(range(z.shape[0]), 2))
+        totals: dict[str, Tensor] = {}
+        for i, j in pairs:
+            for key, value in vicreg_loss(z[i], z[j], self.sim, self.std, self.cov).items():
+                totals[key] = totals[key] + value if key in totals else value
+        return {key: value / len(pairs) for key, value in totals.items()}
+
+    def posterior(self, images):
+        return PointMass(self.embed(self.features(images)))
