@@ -76,6 +76,7 @@ class MethodConfig:
     kl_estimator: str = "scaled-bound"  # mc | gaussian-bound | scaled-bound
     kl_normalize: bool = True  # divide the KL by d (VCL's normalised KL)
     kl_samples: int = 16  # Monte-Carlo samples for kl_estimator=mc
+    gather_distributed: bool = True  # under torchrun, every rank's samples act as negatives
     # SCL (stochastic contrastive learning): the latent-variable layer.
     latent: str = "gaussian"  # gaussian | bernoulli
     latent_dim: int = 128  # size of the stochastic layer (number of bits for bernoulli)
@@ -112,6 +113,11 @@ class TrainConfig:
     max_steps: int | None = None  # stop early after this many optimiser steps
     log_every: int = 10
     checkpoint_every: int = 1  # epochs
+    checkpoint_every_steps: int = 0  # also checkpoint mid-epoch every this many steps (0: off)
+    skip_nonfinite: int = 0  # skip up to this many steps whose loss is NaN/inf instead of stopping
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume, slower on GPU)
+    sync_batchnorm: bool = False  # SyncBatchNorm under torchrun (GPU/NCCL only)
+    tensorboard: bool = False  # also log to RUN/tensorboard (needs the tensorboard package)
     progress: bool = True
 
 

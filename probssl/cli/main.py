@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,10 @@ def cmd_train(args) -> int:
 
     config = load_config(args.preset, args.config, args.overrides)
     run_dir = Path(args.out or f"runs/{args.preset or config.method.name + '-' + config.data.name}")
-    print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
     Trainer(config, run_dir, resume=args.resume).fit()
-    if args.eval:
+    if args.eval and os.environ.get("RANK", "0") == "0":
         metrics = evaluate_run(run_dir)
         print(json.dumps({k: metrics[k] for k in ("linear_acc", "knn_acc", "effective_rank")}, indent=1))
     return 0

@@ -1,7 +1,9 @@
 """Contrastive losses on unit-norm embeddings: NT-Xent (SimCLR) and SupCon (L_out form).
 
-Both are written as a cross-entropy over similarity logits with the self-similarity masked out,
-so they stay stable in low precision (log-softmax instead of exp/sum/log by hand).
+Both are a cross-entropy over similarity logits with the self-similarity masked out, so they stay
+stable in low precision (log-softmax, not exp/sum/log by hand). Under data parallelism each rank
+scores its own anchors against the gathered embeddings of every rank (``gather=True``), which
+makes the loss and gradients equal to a single process seeing the global batch.
 """
 from __future__ import annotations
 
@@ -9,34 +11,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def _similarity_logits(z: Tensor, temperature: float) -> Tensor:
-    """[M, d] unit vectors -> [M, M] cosine logits / temperature with the diagonal masked out."""
-    if z.dtype in (torch.float16, torch.bfloat16):
-        z = z.float()  # logits / tau overflow half precision for small tau
-    logits = (z @ z.T) / temperature
-    # -inf on the diagonal removes the anchor from its own softmax denominator.
-    return logits.masked_fill(torch.eye(z.shape[0], dtype=torch.bool, device=z.device), float("-inf"))
+from probssl.losses.distributed import all_gather_no_grad, all_gather_with_grad, rank_and_world
 
 
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+def _logits_without_self(anchors: Tensor, candidates: Tensor, self_index: Tensor, temperature: float) -> Tensor:
+    """[M, d] x [K, d] -> [M, K] cosine logits / tau, with each anchor's own column set to -inf."""
+    if anchors.dtype in (torch.float16, torch.bfloat16):
+        anchors, candidates = anchors.float(), candidates.float()  # logits / tau overflow half precision
+    logits = anchors @ candidates.T / temperature
+    return logits.scatter(1, self_index[:, None], float("-inf"))
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool = True) -> Tensor:
     """SimCLR's normalised-temperature cross-entropy over 2N views.
 
     Args:
         z1, z2: [N, d] unit-norm embeddings of the two views; row i of each is the same image.
         temperature: tau > 0.
+        gather: under torch.distributed, use all ranks' embeddings as negatives.
     Returns:
-        scalar: mean over the 2N anchors of -log softmax(positive), each anchor having one
-        positive (its other view) and 2N - 2 negatives.
+        scalar: mean over the local 2N anchors of -log softmax(positive); each anchor has one
+        positive (its other view) and 2N_global - 2 negatives.
     """
     n = z1.shape[0]
-    z = torch.cat([z1, z2], dim=0)
-    logits = _similarity_logits(z, temperature)
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    rank, world = rank_and_world() if gather else (0, 1)
+    candidates = torch.cat([all_gather_with_grad(z1), all_gather_with_grad(z2)]) if world > 1 else torch.cat([z1, z2])
+    local = torch.arange(n, device=z1.device) + rank * n
+    offset = n * world  # where view-2 rows start among the candidates
+    self_index = torch.cat([local, local + offset])
+    targets = torch.cat([local + offset, local])
+    logits = _logits_without_self(torch.cat([z1, z2]), candidates, self_index, temperature)
     return F.cross_entropy(logits, targets)
 
 
-def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
+def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, gather: bool = True) -> Tensor:
     """Supervised contrastive loss, L_out form (Khosla et al. 2020, eq. 2).
 
     For anchor i with positives P(i) = {p != i : y_p = y_i}:
@@ -45,23 +53,27 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
 
     Args:
         z: [M, d] unit-norm embeddings (all views stacked).
-        labels: [M] integer labels (class ids; instance ids reproduce multi-view NT-Xent).
+        labels: [M] integer labels (class ids; globally unique instance ids reproduce multi-view NT-Xent).
+        gather: under torch.distributed, contrast against all ranks' embeddings and labels.
     Returns:
-        scalar loss.
+        scalar loss over the local anchors.
     """
-    logits = _similarity_logits(z, temperature)
-    log_prob = F.log_softmax(logits, dim=1)
-    eye = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)
-    positives = (labels[:, None] == labels[None, :]) & ~eye
+    m = z.shape[0]
+    rank, world = rank_and_world() if gather else (0, 1)
+    candidates = all_gather_with_grad(z) if world > 1 else z
+    all_labels = all_gather_no_grad(labels) if world > 1 else labels
+    self_index = torch.arange(m, device=z.device) + rank * m
+    log_prob = F.log_softmax(_logits_without_self(z, candidates, self_index, temperature), dim=1)
+    positives = labels[:, None] == all_labels[None, :]
+    positives.scatter_(1, self_index[:, None], False)
     counts = positives.sum(1)
     has_positive = counts > 0
-    # where() rather than multiply: the masked diagonal is -inf and -inf * 0 is nan.
+    # where() rather than multiply: the masked self column is -inf and -inf * 0 is nan.
     summed = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(1)
-    per_anchor = -summed[has_positive] / counts[has_positive]
-    return per_anchor.mean()
+    return (-summed[has_positive] / counts[has_positive]).mean()
 
 
-def info_nce(views: Tensor, temperature: float = 0.5) -> Tensor:
+def info_nce(views: Tensor, temperature: float = 0.5, gather: bool = True) -> Tensor:
     """Instance-discrimination loss for V >= 2 views.
 
     Args:
@@ -72,6 +84,7 @@ def info_nce(views: Tensor, temperature: float = 0.5) -> Tensor:
     """
     v, n, _ = views.shape
     if v == 2:
-        return nt_xent(views[0], views[1], temperature)
-    instance = torch.arange(n, device=views.device).repeat(v)
-    return supcon(views.reshape(v * n, -1), instance, temperature)
+        return nt_xent(views[0], views[1], temperature, gather)
+    rank, world = rank_and_world() if gather else (0, 1)
+    instance = (torch.arange(n, device=views.device) + rank * n).repeat(v)
+    return supcon(views.reshape(v * n, -1), instance, temperature, gather)

@@ -15,16 +15,17 @@ from probssl.models import ProjectionHead
 class SimCLR(Method):
     name = "simclr"
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5):
+    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5, gather: bool = True):
         super().__init__(backbone)
         self.head = head
         self.temperature = temperature
+        self.gather = gather
 
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         m = config.model
         head = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return cls(backbone, head, temperature=config.method.temperature)
+        return cls(backbone, head, temperature=config.method.temperature, gather=config.method.gather_distributed)
 
     def embed(self, features: Tensor) -> Tensor:
         """[..., F] backbone features -> [..., d] unit-norm projections."""
@@ -34,7 +35,7 @@ class SimCLR(Method):
 
     def loss_terms(self, views, labels=None):
         z = self.embed(self.encode_views(views))
-        return {"nt_xent": info_nce(z, self.temperature)}
+        return {"nt_xent": info_nce(z, self.temperature, self.gather)}
 
     def posterior(self, images):
         return PointMass(self.embed(self.features(images)))

@@ -22,7 +22,7 @@ class VSimCLR(Method):
     probabilistic = True
 
     def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5, beta: float = 1.0,
-                 kl_estimator: str = "scaled-bound", kl_normalize: bool = True, kl_samples: int = 16):
+                 kl_estimator: str = "scaled-bound", kl_normalize: bool = True, kl_samples: int = 16, gather: bool = True):
         super().__init__(backbone)
         self.head = head
         self.temperature = temperature
@@ -30,13 +30,14 @@ class VSimCLR(Method):
         self.kl_estimator = kl_estimator
         self.kl_normalize = kl_normalize
         self.kl_samples = kl_samples
+        self.gather = gather
 
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         m, c = config.model, config.method
         head = GaussianHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
         return cls(backbone, head, temperature=c.temperature, beta=c.beta, kl_estimator=c.kl_estimator,
-                   kl_normalize=c.kl_normalize, kl_samples=c.kl_samples)
+                   kl_normalize=c.kl_normalize, kl_samples=c.kl_samples, gather=c.gather_distributed)
 
     def head_params(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """[..., F] -> (loc, scale), each [..., d]."""
@@ -56,7 +57,7 @@ class VSimCLR(Method):
 
     def contrastive(self, z: Tensor, labels: Tensor | None) -> Tensor:
         """[V, N, d] samples on the sphere -> scalar contrastive loss."""
-        return info_nce(z, self.temperature)
+        return info_nce(z, self.temperature, self.gather)
 
     def posterior(self, images):
         loc, scale = self.head_params(self.features(images))

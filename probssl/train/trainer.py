@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from probssl.augment import Augmenter, recipe
@@ -23,6 +24,7 @@ from probssl.methods import Method, create_method
 from probssl.train.checkpoint import (CheckpointError, TrainingState, latest_checkpoint, load_checkpoint,
                                       save_checkpoint)
 from probssl.train.device import autocast, resolve_precision, select_device
+from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.logging import MetricsLog, write_status
 from probssl.train.optim import build_optimizer, warmup_cosine
 
@@ -74,8 +76,16 @@ def check_config(config: Config) -> None:
         problems.append(f"method.beta must be >= 0, got {config.method.beta}")
     if not 0 < config.data.val_fraction < 1:
         problems.append(f"data.val_fraction must be in (0, 1), got {config.data.val_fraction}")
+    if t.skip_nonfinite < 0:
+        problems.append(f"train.skip_nonfinite must be >= 0, got {t.skip_nonfinite}")
     if problems:
         raise TrainingError("Invalid config: " + "; ".join(problems) + ".")
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A distinct, reproducible seed for every (run, step, rank): a resumed run, or one on another
+    number of processes, draws exactly the augmentations and noise it would have drawn."""
+    return ((seed * 1_000_003 + step) * 1024 + rank) % (2**63 - 1)
 
 
 class Trainer:
@@ -90,11 +100,18 @@ class Trainer:
         check_config(config)
         self.config = config
         self.run_dir = Path(run_dir)
-        self.echo = echo
         t = config.train
+        self.dist: DistributedContext = setup_distributed(t.device)
+        self.echo = echo if self.dist.is_main else (lambda _msg: None)
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
+        elif self.dist.enabled:
+            torch.set_num_threads(1)  # several processes on one CPU: one thread each, or they thrash
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
         self.device = select_device(t.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = resolve_precision(t.precision, self.device)
         if self.device.type == "cpu":
             # Adam's second moments and BN statistics drift into denormal floats, which x86 handles
@@ -107,29 +124,50 @@ class Trainer:
         self.method: Method = create_method(config, self.image_shape).to(self.device)
         if config.model.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
+        self.model = self.method  # what the loop calls: the method itself, or its DDP wrapper
+        if self.dist.enabled:
+            if t.sync_batchnorm:
+                if self.device.type != "cuda":
+                    raise TrainingError("train.sync_batchnorm needs CUDA (SyncBatchNorm does not run on CPU).")
+                self.method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+            self.model = DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.augmenter = build_augmenter(config, self.image_shape)
         self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum, t.adam_eps)
         for group in self.optimizer.param_groups:
             group["base_lr"] = group["lr"]
 
         n = len(self.splits.train)
-        self.batch_size = min(t.batch_size, n)
+        self.batch_size = min(t.batch_size, n)  # the global batch, split evenly over the ranks
+        if self.batch_size % self.dist.world_size:
+            raise TrainingError(f"train.batch_size={self.batch_size} must be divisible by the number of "
+                                f"processes ({self.dist.world_size}).")
+        self.local_batch = self.batch_size // self.dist.world_size
         self.steps_per_epoch = n // self.batch_size  # drop_last: every step sees a full batch
         self.total_steps = t.epochs * self.steps_per_epoch
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.warmup_steps = int(round(t.warmup_epochs * self.steps_per_epoch))
 
-        self.order_rng = torch.Generator().manual_seed(t.seed)
-        self.augment_rng = torch.Generator().manual_seed(t.seed + 1)
+        self.order_rng = torch.Generator().manual_seed(t.seed)  # same on every rank
+        self.augment_rng = torch.Generator()  # re-seeded every step, see step_seed
         self.order_rng_epoch_start = self.order_rng.get_state()
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
+        self.skipped_steps = 0
+        self.tensorboard = None
         self.images = self.splits.train.images.to(self.device)
         self.labels = self.splits.train.labels.to(self.device)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
         self._prepare_run_dir(resume)
+        if t.tensorboard and self.dist.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise TrainingError("train.tensorboard=true needs the tensorboard package: "
+                                    "pip install tensorboard (or pip install 'probssl[tensorboard]').") from None
+            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     # ------------------------------------------------------------------ run directory
     def _prepare_run_dir(self, resume: str | None) -> None:
@@ -151,8 +189,10 @@ class Trainer:
             if path is not None:
                 self._restore(load_checkpoint(path))
                 self.echo(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_file.write_text(to_yaml(self.config))
+        barrier(self.dist)  # every rank has checked the directory before rank 0 writes to it
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config_file.write_text(to_yaml(self.config))
 
     def _restore(self, state: TrainingState) -> None:
         if from_dict(state.config).to_dict() != self.config.to_dict():
@@ -164,28 +204,36 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
         self.order_rng_epoch_start = state.rng["order_epoch_start"]
         self.order_rng.set_state(state.rng["order"])
-        self.augment_rng.set_state(state.rng["augment"])
-        torch.set_rng_state(state.rng["torch"])
-        if self.device.type == "cuda" and "cuda" in state.rng:
-            torch.cuda.set_rng_state(state.rng["cuda"], self.device)
-        self.log.truncate_after(self.step)
+        self.skipped_steps = state.extra.get("skipped_steps", 0)
+        if self.dist.is_main:
+            self.log.truncate_after(self.step)
 
     def training_state(self) -> TrainingState:
-        rng = {"order": self.order_rng.get_state(), "order_epoch_start": self.order_rng_epoch_start,
-               "augment": self.augment_rng.get_state(), "torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        # Augmentation and noise generators are re-seeded every step (step_seed), so the data
+        # order is the only random state a resume needs.
+        rng = {"order": self.order_rng.get_state(), "order_epoch_start": self.order_rng_epoch_start}
         return TrainingState(
             model=self.method.state_dict(), optimizer=self.optimizer.state_dict(), step=self.step,
             epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, rng=rng, config=self.config.to_dict(),
             extra={"image_shape": list(self.image_shape), "num_classes": self.splits.num_classes,
-                   "dataset": self.splits.name, "method": self.config.method.name})
+                   "dataset": self.splits.name, "method": self.config.method.name,
+                   "skipped_steps": self.skipped_steps, "world_size": self.dist.world_size})
 
-    def save(self) -> Path:
-        return save_checkpoint(self.run_dir / "checkpoints", self.training_state())
+    def save(self) -> Path | None:
+        """Rank 0 writes the checkpoint; the others wait so no rank runs ahead of a save."""
+        path = save_checkpoint(self.run_dir / "checkpoints", self.training_state()) if self.dist.is_main else None
+        barrier(self.dist)
+        return path
 
     # ------------------------------------------------------------------ the loop
-    def train_step(self, index: torch.Tensor) -> dict[str, float]:
+    def train_step(self, index: torch.Tensor) -> dict[str, float] | None:
+        """One optimiser step on this rank's share ``index`` of the global batch.
+
+        Returns the logged statistics, or None when a non-finite loss was skipped.
+        """
+        seed = step_seed(self.config.train.seed, self.step, self.dist.rank)
+        self.augment_rng.manual_seed(seed)
+        torch.manual_seed(seed)  # posterior samples, dropout
         images = to_float_images(self.images[index])
         views = self.augmenter(images, views=self.config.augment.views, generator=self.augment_rng)
         labels = self.labels[index] if self.method.supervised else None
@@ -194,49 +242,71 @@ class Trainer:
             group["lr"] = group["base_lr"] * scale
         self.method.on_step(self.step, self.total_steps)
         with autocast(self.device, self.precision):
-            terms = self.method(views, labels)
+            terms = self.model(views, labels)
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            detail = ", ".join(f"{k} = {terms[k].item()}" for k in bad)
+            if self.skipped_steps < self.config.train.skip_nonfinite and not self.dist.enabled:
+                self.skipped_steps += 1
+                self.echo(f"skipped step {self.step}: non-finite {detail} "
+                          f"({self.skipped_steps}/{self.config.train.skip_nonfinite} allowed)")
+                return None
             raise TrainingError(
-                f"Non-finite loss at step {self.step} (epoch {self.epoch}): term(s) {', '.join(bad)} = "
-                f"{', '.join(str(terms[k].item()) for k in bad)}. The last good checkpoint is kept in "
-                f"{self.run_dir / 'checkpoints'}; lower train.lr or check the data.")
+                f"Non-finite loss at step {self.step} (epoch {self.epoch}): term(s) {detail}. The last good "
+                f"checkpoint is kept in {self.run_dir / 'checkpoints'}; lower train.lr, check the data, or set "
+                "train.skip_nonfinite=N to skip up to N such steps.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
 
+    def _epoch_order(self) -> torch.Tensor:
+        """The global permutation of this epoch (identical on every rank)."""
+        n = len(self.images)
+        if self.batch_in_epoch == 0:
+            self.order_rng_epoch_start = self.order_rng.get_state()
+            return torch.randperm(n, generator=self.order_rng)
+        replay = torch.Generator()  # resumed mid-epoch: replay this epoch's order
+        replay.set_state(self.order_rng_epoch_start)
+        return torch.randperm(n, generator=replay)
+
+    def _log(self, stats: dict[str, float], rate: float) -> None:
+        record = {"step": self.step, "epoch": self.epoch, **stats, "img_per_s": rate}
+        if self.dist.is_main:
+            self.log.write(record)
+            if self.tensorboard is not None:
+                for key, value in stats.items():
+                    self.tensorboard.add_scalar(f"train/{key}", value, self.step)
+
     def fit(self) -> Method:
         t = self.config.train
-        n = len(self.images)
-        write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not t.progress, mininterval=1.0,
-                   desc=f"{self.config.method.name}", unit="step", dynamic_ncols=True)
-        self.method.train()
+        if self.dist.is_main:
+            write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps,
+                         world_size=self.dist.world_size)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (t.progress and self.dist.is_main),
+                   mininterval=1.0, desc=self.config.method.name, unit="step", dynamic_ncols=True)
+        self.model.train()
+        start = self.dist.rank * self.local_batch
         try:
             while self.step < self.total_steps:
-                if self.batch_in_epoch == 0:
-                    self.order_rng_epoch_start = self.order_rng.get_state()
-                    perm = torch.randperm(n, generator=self.order_rng)
-                else:  # resumed mid-epoch: replay this epoch's order
-                    replay = torch.Generator().manual_seed(0)
-                    replay.set_state(self.order_rng_epoch_start)
-                    perm = torch.randperm(n, generator=replay)
-                perm = perm.to(self.device)
+                perm = self._epoch_order().to(self.device)
                 tic, seen = time.perf_counter(), 0
                 for b in range(self.batch_in_epoch, self.steps_per_epoch):
-                    stats = self.train_step(perm[b * self.batch_size:(b + 1) * self.batch_size])
+                    batch = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                    stats = self.train_step(batch[start:start + self.local_batch])
                     self.step += 1
                     self.batch_in_epoch = b + 1
                     seen += self.batch_size
                     rate = seen / max(time.perf_counter() - tic, 1e-9)
                     bar.update(1)
-                    if self.step % t.log_every == 0 or self.step == self.total_steps:
+                    if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
                         bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
-                        self.log.write({"step": self.step, "epoch": self.epoch, **stats, "img_per_s": rate})
+                        self._log(stats, rate)
                     if self.step >= self.total_steps:
                         break
+                    if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
+                        self.save()
                 if self.batch_in_epoch >= self.steps_per_epoch:
                     self.epoch += 1
                     self.batch_in_epoch = 0
@@ -245,11 +315,16 @@ class Trainer:
                     self.save()
         except BaseException as err:
             bar.close()
-            write_status(self.run_dir, "failed" if not isinstance(err, KeyboardInterrupt) else "interrupted",
-                         step=self.step, error=str(err))
+            if self.dist.is_main:
+                write_status(self.run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                             step=self.step, error=str(err))
             raise
         bar.close()
-        write_status(self.run_dir, "finished", step=self.step, epoch=self.epoch)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.dist.is_main:
+            write_status(self.run_dir, "finished", step=self.step, epoch=self.epoch,
+                         skipped_steps=self.skipped_steps)
         self.method.eval()
         return self.method
 

@@ -29,8 +29,8 @@ def test_trains_with_finite_decreasing_loss_and_checkpoints(tmp_path, preset):
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "finished"
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
-    config = _config()
+def test_resume_from_mid_epoch_checkpoint_matches_uninterrupted_run(tmp_path):
+    config = _config(extra=["train.checkpoint_every_steps=3"])
     Trainer(config, tmp_path / "a").fit()
     _, full, _ = load_run(tmp_path / "a")
 
@@ -40,17 +40,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     trainer = Trainer(config, tmp_path / "b")
     original = trainer.train_step
 
-    def crash_at_step_9(index):
-        if trainer.step == 9:  # mid-epoch 3 (4 steps per epoch); last checkpoint is after epoch 2
+    def crash_at_step_7(index):
+        if trainer.step == 7:  # 4 steps per epoch: the last checkpoint (step 6) is mid-epoch 2
             raise Boom()
         return original(index)
 
-    trainer.train_step = crash_at_step_9
+    trainer.train_step = crash_at_step_7
     with pytest.raises(Boom):
         trainer.fit()
     assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "failed"
     resumed = Trainer(config, tmp_path / "b", resume="auto")
-    assert resumed.step == 8
+    assert resumed.step == 6 and resumed.batch_in_epoch == 2
     resumed.fit()
     _, again, _ = load_run(tmp_path / "b")
     for (k, v), w in zip(full.state_dict().items(), again.state_dict().values()):
