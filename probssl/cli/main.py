@@ -79,6 +79,21 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from probssl.train import list_runs
+
+    rows = list_runs(args.root)
+    if not rows:
+        print(f"no runs under {args.root}")
+        return 0
+    header = ("run", "method", "dataset", "status", "step", "loss", "linear_acc")
+    table = [header] + [tuple(str(r.get(k, "")) for k in header) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probssl", description="Probabilistic self-supervised learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="override the presets' epochs")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("runs", help="list runs under a folder with their config, status and latest metrics")
+    p.add_argument("root", nargs="?", default="runs")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("presets", help="list presets, or print one as YAML")
     p.add_argument("name", nargs="?")

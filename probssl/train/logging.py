@@ -50,3 +50,22 @@ def write_status(run_dir: str | Path, status: str, **fields: Any) -> None:
 def read_status(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "status.json"
     return json.loads(path.read_text()) if path.exists() else {"status": "unknown"}
+
+
+def list_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every run directory below ``root`` (a folder with config.yaml), with status and latest metrics."""
+    import yaml
+
+    rows = []
+    for config_file in sorted(Path(root).glob("**/config.yaml")):
+        run = config_file.parent
+        config = yaml.safe_load(config_file.read_text()) or {}
+        status = read_status(run)
+        last = next((r for r in reversed(MetricsLog(run / "metrics.jsonl").read()) if "loss" in r), {})
+        evaluated = run / "eval.json"
+        linear = json.loads(evaluated.read_text()).get("linear_acc") if evaluated.exists() else None
+        rows.append({"run": str(run), "method": config.get("method", {}).get("name"),
+                     "dataset": config.get("data", {}).get("name"), "status": status.get("status"),
+                     "step": status.get("step"), "loss": round(last["loss"], 4) if isinstance(last.get("loss"), float) else last.get("loss"),
+                     "linear_acc": round(linear, 4) if isinstance(linear, float) else linear})
+    return rows

@@ -69,3 +69,28 @@ def test_presets_and_methods_listing(capsys):
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "probssl", "presets"], capture_output=True, text=True, check=True)
     assert "simclr-digits" in out.stdout
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.batch_size=-4", "batch_size must be >= 2"),
+    ("augment.views=40", "views must be between 2 and 16"),
+    ("model.embed_dim=1", "embed_dim must be >= 2"),
+])
+def test_impossible_values_exit_non_zero_with_one_message(tmp_path, capsys, override, match):
+    assert main(["train", "--preset", "vsimclr-digits", "--out", str(tmp_path / "r"), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_run_dir_with_another_run_exits_non_zero(tmp_path, capsys):
+    assert main(["train", "--preset", "simclr-digits", "--out", str(tmp_path / "r"), *QUICK]) == 0
+    assert main(["train", "--preset", "vsimclr-digits", "--out", str(tmp_path / "r"), *QUICK]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_runs_lists_status_and_metrics(tmp_path, capsys):
+    assert main(["train", "--preset", "simclr-digits", "--out", str(tmp_path / "a"), *QUICK]) == 0
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "simclr" in out and "finished" in out and "digits" in out

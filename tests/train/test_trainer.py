@@ -112,3 +112,27 @@ def test_vsimclr_on_real_mnist_trains_and_evaluates(tmp_path, shared_data_dir):
     Trainer(config, tmp_path / "m").fit()
     metrics = evaluate_run(tmp_path / "m")
     assert metrics["splits"]["test"] == 10000 and metrics["linear_acc"] > 0.5
+
+
+def test_skip_nonfinite_skips_up_to_the_limit(tmp_path):
+    trainer = Trainer(_config("vsimclr-digits", ["train.skip_nonfinite=2"]), tmp_path / "skip")
+    original = trainer.method.loss_terms
+
+    def poisoned(views, labels=None):
+        terms = original(views, labels)
+        if trainer.step in (2, 5, 7):
+            terms["kl"] = terms["kl"] * float("nan")
+        return terms
+
+    trainer.method.loss_terms = poisoned
+    with pytest.raises(TrainingError, match="step 7"):
+        trainer.fit()
+    assert trainer.skipped_steps == 2
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    with pytest.raises(TrainingError, match="pip install tensorboard"):
+        Trainer(_config(extra=["train.tensorboard=true"]), tmp_path / "tb")
