@@ -82,6 +82,24 @@ def check_config(config: Config) -> None:
         raise TrainingError("Invalid config: " + "; ".join(problems) + ".")
 
 
+# Settings that change how a run is watched or where it runs, not what it computes: a run may be
+# resumed with different values of these.
+OPERATIONAL_KEYS = {"train": {"progress", "num_threads", "log_every", "checkpoint_every", "checkpoint_every_steps",
+                              "tensorboard", "device"}, "eval": None}
+
+
+def run_identity(config: Config) -> dict:
+    """The part of a config that decides a run's results (compared when resuming)."""
+    identity = config.to_dict()
+    for section, keys in OPERATIONAL_KEYS.items():
+        if keys is None:
+            identity.pop(section, None)
+        else:
+            for key in keys:
+                identity[section].pop(key, None)
+    return identity
+
+
 def step_seed(seed: int, step: int, rank: int) -> int:
     """A distinct, reproducible seed for every (run, step, rank): a resumed run, or one on another
     number of processes, draws exactly the augmentations and noise it would have drawn."""
@@ -175,7 +193,7 @@ class Trainer:
         config_file = self.run_dir / "config.yaml"
         if config_file.exists():
             saved = from_dict(yaml.safe_load(config_file.read_text()))
-            if saved.to_dict() != self.config.to_dict():
+            if run_identity(saved) != run_identity(self.config):
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different config ({config_file}); "
                     "choose another --out directory.")
@@ -195,7 +213,7 @@ class Trainer:
             config_file.write_text(to_yaml(self.config))
 
     def _restore(self, state: TrainingState) -> None:
-        if from_dict(state.config).to_dict() != self.config.to_dict():
+        if run_identity(from_dict(state.config)) != run_identity(self.config):
             raise CheckpointError("the checkpoint was written by a run with a different config; "
                                   "resume with the same preset and overrides.")
         self.method.load_state_dict(state.model)

@@ -136,3 +136,12 @@ def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
         pytest.skip("tensorboard is installed")
     with pytest.raises(TrainingError, match="pip install tensorboard"):
         Trainer(_config(extra=["train.tensorboard=true"]), tmp_path / "tb")
+
+
+def test_resume_may_change_operational_settings_only(tmp_path):
+    Trainer(_config(extra=["train.epochs=1"]), tmp_path / "r").fit()
+    resumed = Trainer(_config(extra=["train.epochs=1", "train.progress=true", "train.log_every=7"]), tmp_path / "r",
+                      resume="auto")
+    assert resumed.step == 4
+    with pytest.raises(TrainingError, match="different config"):
+        Trainer(_config(extra=["train.epochs=1", "train.seed=3"]), tmp_path / "r", resume="auto")
