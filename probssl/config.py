@@ -71,7 +71,8 @@ class ModelConfig:
 class MethodConfig:
     name: str = "simclr"
     temperature: float = 0.5
-    # Probabilistic methods: weight of the KL term, and how it is estimated.
+    # Probabilistic methods: weight of the KL term (SimVAE: of the prior and entropy terms), and how
+    # the sphere KL is estimated.
     beta: float = 1.0
     kl_estimator: str = "scaled-bound"  # mc | gaussian-bound | scaled-bound
     kl_normalize: bool = True  # divide the KL by d (VCL's normalised KL)
