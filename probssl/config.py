@@ -39,6 +39,7 @@ class DataConfig:
 class AugmentConfig:
     recipe: str = "simclr"  # simclr | simvae | none
     views: int = 2
+    clean_first_view: bool = False  # view 0 is the un-augmented image (CR-VAE's x; t(x) are the others)
     # Overrides of the recipe's values; None keeps the recipe default.
     crop_scale: list[float] | None = None
     crop_ratio: list[float] | None = None

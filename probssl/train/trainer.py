@@ -36,7 +36,7 @@ class TrainingError(RuntimeError):
 def build_augmenter(config: Config, image_shape: tuple[int, int, int]) -> Augmenter:
     overrides = {}
     for f in dataclasses.fields(config.augment):
-        if f.name in ("recipe", "views"):
+        if f.name in ("recipe", "views", "clean_first_view"):
             continue
         value = getattr(config.augment, f.name)
         if value is not None:
@@ -254,6 +254,8 @@ class Trainer:
         torch.manual_seed(seed)  # posterior samples, dropout
         images = to_float_images(self.images[index])
         views = self.augmenter(images, views=self.config.augment.views, generator=self.augment_rng)
+        if self.config.augment.clean_first_view:
+            views[0] = images
         labels = self.labels[index] if self.method.supervised else None
         scale = warmup_cosine(self.step, self.total_steps, self.warmup_steps, self.config.train.min_lr_ratio)
         for group in self.optimizer.param_groups:

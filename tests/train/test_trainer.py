@@ -145,3 +145,19 @@ def test_resume_may_change_operational_settings_only(tmp_path):
     assert resumed.step == 4
     with pytest.raises(TrainingError, match="different config"):
         Trainer(_config(extra=["train.epochs=1", "train.seed=3"]), tmp_path / "r", resume="auto")
+
+
+def test_clean_first_view_feeds_the_raw_image(tmp_path):
+    trainer = Trainer(_config("cr-vae-digits", ["augment.clean_first_view=true"]), tmp_path / "c")
+    seen = {}
+    original = trainer.method.loss_terms
+
+    def spy(views, labels=None):
+        seen["views"] = views.clone()
+        return original(views, labels)
+
+    trainer.method.loss_terms = spy
+    index = torch.arange(8)
+    trainer.train_step(index)
+    raw = trainer.images[index].float() / 255
+    assert torch.equal(seen["views"][0], raw) and not torch.equal(seen["views"][1], raw)
