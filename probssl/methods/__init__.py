@@ -13,8 +13,16 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("base", "registry"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
+from probssl.methods.crvae import CRVAE  # noqa: E402
+from probssl.methods.scl import SCL, compression_ratio  # noqa: E402
 from probssl.methods.simclr import SimCLR  # noqa: E402
+from probssl.methods.simvae import SimVAE  # noqa: E402
+from probssl.methods.supcon import SupCon  # noqa: E402
+from probssl.methods.vae import VAE, BetaVAE  # noqa: E402
+from probssl.methods.vicreg import VICReg  # noqa: E402
 from probssl.methods.vsimclr import VSimCLR  # noqa: E402
+from probssl.methods.vsupcon import VSupCon  # noqa: E402
 
-__all__ = ["Method", "REPRESENTATIONS", "SimCLR", "VSimCLR", "create_method", "list_methods",
-           "method_class", "register_method"]
+__all__ = ["BetaVAE", "CRVAE", "Method", "REPRESENTATIONS", "SCL", "SimCLR", "SimVAE", "SupCon", "VAE", "VICReg",
+           "VSimCLR", "VSupCon", "compression_ratio", "create_method", "list_methods", "method_class",
+           "register_method"]

@@ -24,11 +24,11 @@ class SupCon(SimCLR):
     name = "supcon"
     supervised = True
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.1):
-        super().__init__(backbone, head, temperature=temperature)
+    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.1, gather: bool = True):
+        super().__init__(backbone, head, temperature=temperature, gather=gather)
 
     def loss_terms(self, views, labels=None):
         labels = require_labels(self.name, labels)
         z = self.embed(self.encode_views(views))  # [V, N, d]
         v, n, d = z.shape
-        return {"supcon": supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature)}
+        return {"supcon": supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather)}

@@ -4,6 +4,8 @@ No negatives: an expander (SimCLR-style MLP, 3 layers in the paper) maps backbon
 embeddings, and :func:`probssl.losses.vicreg.vicreg_loss` pulls two views' embeddings together
 (invariance) while keeping every dimension's std above 1 (variance) and the dimensions
 decorrelated (covariance). For V > 2 views each term is averaged over the V(V-1)/2 view pairs.
+Under torch.distributed the embeddings of every rank are gathered first (as the official code
+does), so variances and covariances are those of the global batch.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from itertools import combinations
 from torch import Tensor, nn
 
 from probssl.distributions import PointMass
+from probssl.losses import all_gather_with_grad
 from probssl.losses.vicreg import vicreg_loss
 from probssl.methods.base import Method
 from probssl.methods.registry import register_method
@@ -23,16 +26,18 @@ class VICReg(Method):
     name = "vicreg"
 
     def __init__(self, backbone: nn.Module, expander: nn.Module, sim: float = 25.0, std: float = 25.0,
-                 cov: float = 1.0):
+                 cov: float = 1.0, gather: bool = True):
         super().__init__(backbone)
         self.expander = expander
         self.sim, self.std, self.cov = sim, std, cov
+        self.gather = gather
 
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         m, c = config.model, config.method
         expander = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return cls(backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov)
+        return cls(backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov,
+                   gather=c.gather_distributed)
 
     def embed(self, features: Tensor) -> Tensor:
         """[..., F] backbone features -> [..., D] expander outputs (not normalised)."""
@@ -41,6 +46,8 @@ class VICReg(Method):
 
     def loss_terms(self, views, labels=None):
         z = self.embed(self.encode_views(views))  # [V, N, D]
+        if self.gather:  # [V, world * N, D]; a no-op in a single process
+            z = all_gather_with_grad(z.transpose(0, 1).contiguous()).transpose(0, 1)
         pairs = list(combinations(range(z.shape[0]), 2))
         totals: dict[str, Tensor] = {}
         for i, j in pairs:

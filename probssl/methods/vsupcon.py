@@ -26,4 +26,4 @@ class VSupCon(VSimCLR):
 
     def contrastive(self, z: Tensor, labels: Tensor | None) -> Tensor:
         v, n, d = z.shape
-        return supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature)
+        return supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather)

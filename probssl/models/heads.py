@@ -110,7 +110,7 @@ class GaussianHead(nn.Module):
     def forward(self, x: Tensor) -> GaussianParams:
         raw = self.out(self.trunk(x))
         loc, raw_scale = raw.split(self.out_dim, dim=-1)
-        return GaussianParams(loc, F.softplus(raw_scale) + self.min_scale)
+        return GaussianParams(loc.contiguous(), F.softplus(raw_scale) + self.min_scale)
 
 
 class BernoulliHead(nn.Module):

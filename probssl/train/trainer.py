@@ -76,6 +76,15 @@ def check_config(config: Config) -> None:
         problems.append(f"method.beta must be >= 0, got {config.method.beta}")
     if not 0 < config.data.val_fraction < 1:
         problems.append(f"data.val_fraction must be in (0, 1), got {config.data.val_fraction}")
+    c = config.method
+    if c.latent not in ("gaussian", "bernoulli"):
+        problems.append(f"method.latent must be gaussian or bernoulli, got {c.latent!r}")
+    if c.latent_dim < 1:
+        problems.append(f"method.latent_dim must be >= 1, got {c.latent_dim}")
+    if len(c.relax_temperature) != 2 or min(c.relax_temperature) <= 0:
+        problems.append(f"method.relax_temperature must be two values > 0 (start, end), got {c.relax_temperature}")
+    if c.prior_variance <= 0:
+        problems.append(f"method.prior_variance must be > 0, got {c.prior_variance}")
     if t.skip_nonfinite < 0:
         problems.append(f"train.skip_nonfinite must be >= 0, got {t.skip_nonfinite}")
     if problems:
