@@ -6,8 +6,10 @@ continue exactly (weights, optimiser, step, RNG states) goes into each checkpoin
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -31,6 +33,27 @@ from probssl.train.optim import build_optimizer, warmup_cosine
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, a run directory holding another run, ...)."""
+
+
+class Preempted(KeyboardInterrupt):
+    """SIGTERM (cluster preemption, ``kill``): stop like Ctrl-C, keeping the last checkpoint."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Turn SIGTERM into :class:`Preempted` while training (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Preempted(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_augmenter(config: Config, image_shape: tuple[int, int, int]) -> Augmenter:
@@ -318,30 +341,8 @@ class Trainer:
         self.model.train()
         start = self.dist.rank * self.local_batch
         try:
-            while self.step < self.total_steps:
-                perm = self._epoch_order().to(self.device)
-                tic, seen = time.perf_counter(), 0
-                for b in range(self.batch_in_epoch, self.steps_per_epoch):
-                    batch = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                    stats = self.train_step(batch[start:start + self.local_batch])
-                    self.step += 1
-                    self.batch_in_epoch = b + 1
-                    seen += self.batch_size
-                    rate = seen / max(time.perf_counter() - tic, 1e-9)
-                    bar.update(1)
-                    if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
-                        self._log(stats, rate)
-                    if self.step >= self.total_steps:
-                        break
-                    if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
-                        self.save()
-                if self.batch_in_epoch >= self.steps_per_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                finished = self.step >= self.total_steps
-                if finished or (t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0):
-                    self.save()
+            with sigterm_interrupts():
+                self._loop(bar, start)
         except BaseException as err:
             bar.close()
             if self.dist.is_main:
@@ -356,6 +357,34 @@ class Trainer:
                          skipped_steps=self.skipped_steps)
         self.method.eval()
         return self.method
+
+    def _loop(self, bar, start: int) -> None:
+        """Epochs of steps until total_steps; checkpoints on the configured cadence."""
+        t = self.config.train
+        while self.step < self.total_steps:
+            perm = self._epoch_order().to(self.device)
+            tic, seen = time.perf_counter(), 0
+            for b in range(self.batch_in_epoch, self.steps_per_epoch):
+                batch = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                stats = self.train_step(batch[start:start + self.local_batch])
+                self.step += 1
+                self.batch_in_epoch = b + 1
+                seen += self.batch_size
+                rate = seen / max(time.perf_counter() - tic, 1e-9)
+                bar.update(1)
+                if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    self._log(stats, rate)
+                if self.step >= self.total_steps:
+                    break
+                if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
+                    self.save()
+            if self.batch_in_epoch >= self.steps_per_epoch:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+            finished = self.step >= self.total_steps
+            if finished or (t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0):
+                self.save()
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Config, Method, TrainingState]:

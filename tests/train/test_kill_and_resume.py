@@ -66,3 +66,18 @@ def test_torchrun_two_processes_train_and_checkpoint(tmp_path):
     _, method, state = load_run(tmp_path / "ddp")
     assert state.extra["world_size"] == 2
     assert all(torch.isfinite(p).all() for p in method.parameters())
+
+
+def test_sigterm_marks_the_run_interrupted_and_keeps_checkpoints(tmp_path):
+    run = tmp_path / "term"
+    proc = subprocess.Popen(_train(run), env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and latest_checkpoint(run / "checkpoints") is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-500:]
+    assert "--resume auto" in err and "Traceback" not in err
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert latest_checkpoint(run / "checkpoints") is not None
