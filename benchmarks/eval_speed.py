@@ -7,7 +7,8 @@ timed once, end to end, with torch.set_num_threads(--threads):
 
     linear probe        probes.linear_probe, 5 weight decays selected on val
     kNN probe           probes.knn_probe, 5 values of k selected on val
-    spectrum + erank    geometry.covariance_spectrum + effective_rank of the train features
+    spectrum + erank    geometry.covariance_spectrum + effective_rank of the train features, and
+                        alignment.uniformity of the test features (2,000-row cap, as in evaluate_run)
     MI lower bound      information.mi_classifier_lower_bound (train -> test)
     MI kNN (Ross)       information.mi_knn_ksg on the test split (10,000 rows = its default cap)
     uncertainty         knn_distance_score (test and OOD vs train) + ood_detection +
@@ -35,6 +36,7 @@ try:
 except ModuleNotFoundError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from probssl.evaluation.alignment import uniformity
 from probssl.evaluation.clustering import clustering_scores
 from probssl.evaluation.geometry import covariance_spectrum, effective_rank
 from probssl.evaluation.information import mi_classifier_lower_bound, mi_knn_ksg
@@ -82,7 +84,8 @@ def main() -> None:
     steps = {
         "linear probe": lambda: linear_probe(train_x, train_y, val_x, val_y, test_x, test_y).test_acc,
         "kNN probe": lambda: knn_probe(train_x, train_y, val_x, val_y, test_x, test_y).test_acc,
-        "spectrum + erank": lambda: (covariance_spectrum(train_x)[:3].tolist(), effective_rank(train_x)),
+        "spectrum + erank": lambda: (covariance_spectrum(train_x)[:3].tolist(), effective_rank(train_x),
+                                     uniformity(test_x)),
         "MI lower bound": lambda: mi_classifier_lower_bound(train_x, train_y, test_x, test_y)["nats"],
         "MI kNN (Ross)": lambda: mi_knn_ksg(test_x, test_y),
         "uncertainty": lambda: uncertainty_suite(train_x, train_y, test_x, test_y, ood_x),

@@ -40,9 +40,16 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from probssl.evaluation import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, representation=args.representation, device=args.device)
-    shown = {k: v for k, v in metrics.items() if not isinstance(v, list) and k != "protocol"}
-    print(json.dumps(shown, indent=1))
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    metrics = evaluate_run(args.run_dir, representation=args.representation, device=args.device, ood=args.ood,
+                           mode=mode, seed=args.seed, progress=lambda msg: print(msg, flush=True),
+                           **{section: False for section in args.skip})
+    width = max(len(k) for k in metrics["summary"])
+    for key, value in metrics["summary"].items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"{key:{width}s}  {shown}")
+    print(f"representation: {metrics['representation']['kind']} ({metrics['representation']['dim']}-d); "
+          f"{mode} evaluation in {metrics['eval_seconds']:.1f} s")
     print(f"wrote {Path(args.run_dir) / 'eval.json'}")
     return 0
 
@@ -50,8 +57,12 @@ def cmd_eval(args) -> int:
 def cmd_report(args) -> int:
     from probssl.report import write_report
 
-    write_report(args.run_dirs, args.out)
-    print(f"wrote {Path(args.out) / 'report.md'}")
+    payload = write_report(args.run_dirs, args.out, title=args.title)
+    groups = payload["groups"]
+    print(f"{len(args.run_dirs)} run(s) in {len(groups)} group(s): "
+          + ", ".join(f"{label} (n={g['n']})" for label, g in groups.items()))
+    print(f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'metrics.json'} and "
+          f"{sum(1 for v in payload['plots'].values() if v.endswith('.png'))} PNG files")
     return 0
 
 
@@ -105,15 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="store_true", help="evaluate the run when training ends")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a trained run (writes RUN_DIR/eval.json)")
+    p = sub.add_parser("eval", help="evaluate a trained run (writes RUN_DIR/eval.json and RUN_DIR/eval_images/)")
     p.add_argument("run_dir")
-    p.add_argument("--representation", choices=["auto", "backbone", "mean", "direction", "sample", "bits"])
+    p.add_argument("--representation", choices=["auto", "backbone", "mean", "direction", "sample", "bits"],
+                   help="representation to evaluate (default: the run's eval.representation, 'auto' = the "
+                        "method's default)")
+    p.add_argument("--ood", nargs="*", default=None, metavar="SET",
+                   help="out-of-distribution sets: synthetic (noise, shuffled, inverted, vflip) or dataset names "
+                        "loaded from the run's data_dir (e.g. mnist); default: noise shuffled; '--ood' alone: none")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--quick", action="store_true",
+                       help="probes, geometry, MI and uncertainty/OOD only (no MLP, corruptions, style, t-SNE, images)")
+    speed.add_argument("--full", action="store_true",
+                       help="no subsampling caps (style, corruptions, alignment) and the compression curve")
+    p.add_argument("--skip", action="append", default=[], metavar="SECTION",
+                   choices=["mlp", "clustering", "information", "alignment", "uncertainty", "corruptions",
+                            "compression", "style", "embedding_map", "images"],
+                   help="leave out one section (repeatable): mlp, clustering, information, alignment, "
+                        "uncertainty, corruptions, compression, style, embedding_map, images")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random subsample and synthetic set")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("report", help="Markdown + JSON + plots comparing evaluated runs")
+    p = sub.add_parser("report", help="Markdown + JSON + plots comparing evaluated runs (mean ± s.e. over seeds)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", required=True)
+    p.add_argument("--title", default="probssl report")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="train SimCLR and VSimCLR on digits, evaluate, report")
