@@ -22,7 +22,7 @@ DEMO_OOD = ("noise", "shuffled")  # synthetic: digits has no natural OOD dataset
 def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) -> dict:
     """Train both presets with the same backbone and budget, evaluate, write OUT/report.md."""
     tic = time.perf_counter()
-    run_dirs = []
+    run_dirs, methods = [], {}
     for preset in DEMO_PRESETS:
         overrides = [f"train.epochs={epochs}"] if epochs else []
         if data_dir:
@@ -40,6 +40,7 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
               f"effective rank {s['effective_rank']:.1f}  OOD AUROC (noise, {s['uncertainty_score']}) "
               f"{s['ood_auroc/noise']:.3f}  ({metrics['eval_seconds']:.0f} s)", flush=True)
         run_dirs.append(run_dir)
+        methods[config.method.name] = {"run_dir": str(run_dir), **s}
 
     print("[demo] evaluating baselines (raw pixels, random encoder)", flush=True)
     config = load_config(DEMO_PRESETS[0], overrides=overrides)
@@ -52,7 +53,8 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
                 f"are synthetic ({', '.join(DEMO_OOD)}; see docs/evaluation.md).")
     payload = write_report(run_dirs, out, baselines=baselines, title="probssl demo: SimCLR vs VSimCLR on digits",
                            preamble=preamble)
-    payload["total_seconds"] = round(time.perf_counter() - tic, 1)
+    # The headline numbers per method first (linear_acc, knn_acc, effective_rank, mean_uncertainty, ...).
+    payload = {"methods": methods, **payload, "total_seconds": round(time.perf_counter() - tic, 1)}
     (out / "metrics.json").write_text(json.dumps(payload, indent=1))
     print(f"[demo] wrote {out / 'report.md'} and {out / 'metrics.json'} in {payload['total_seconds']:.0f} s")
     return payload
