@@ -43,7 +43,7 @@ def cmd_eval(args) -> int:
     mode = "quick" if args.quick else "full" if args.full else "default"
     metrics = evaluate_run(args.run_dir, representation=args.representation, device=args.device, ood=args.ood,
                            mode=mode, seed=args.seed, progress=lambda msg: print(msg, flush=True),
-                           **{section: False for section in args.skip})
+                           fine_tune=args.fine_tune, **{section: False for section in args.skip})
     width = max(len(k) for k in metrics["summary"])
     for key, value in metrics["summary"].items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out one section (repeatable): mlp, clustering, information, alignment, "
                         "uncertainty, corruptions, compression, style, embedding_map, images")
     p.add_argument("--seed", type=int, default=0, help="seed of every random subsample and synthetic set")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_eval)
 

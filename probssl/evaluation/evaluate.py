@@ -41,6 +41,7 @@ from probssl.data.registry import canonical_name
 from probssl.evaluation.alignment import alignment, uniformity
 from probssl.evaluation.clustering import clustering_scores
 from probssl.evaluation.corruptions import CORRUPTIONS, SEVERITIES, uncertainty_vs_severity
+from probssl.evaluation.finetune import fine_tune
 from probssl.evaluation.features import extract, extract_embeddings, extract_uncertainty
 from probssl.evaluation.geometry import covariance_spectrum, effective_rank
 from probssl.evaluation.information import mutual_information
@@ -131,6 +132,9 @@ class EvalOptions:
     map_samples: int = 2000  # t-SNE points
     images: bool = True
     max_saved: int = 2000  # per-sample arrays kept in eval.json
+    fine_tune: bool = False  # also fine-tune the whole network (slow: trains a copy of the backbone)
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float = 1e-3
     seed: int = 0
 
     MODES: ClassVar[dict[str, dict[str, Any]]]
@@ -749,6 +753,16 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         images = _images_section(method, splits, scorer.primary, primary_scores, Path(image_dir), opts, device)
         timing["images"] = time.perf_counter() - tic
 
+    # ---- fine-tuning (opt-in: it trains a copy of the whole network)
+    fine_tuning = None
+    if opts.fine_tune:
+        if config is None:
+            raise ValueError("fine-tuning needs the run's config (its augmentation recipe)")
+        tic = time.perf_counter()
+        fine_tuning = fine_tune(method, splits, config, epochs=opts.fine_tune_epochs, lr=opts.fine_tune_lr,
+                                device=device, seed=opts.seed)
+        timing["fine_tuning"] = time.perf_counter() - tic
+
     c, h, w = splits.image_shape
     metrics: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -774,10 +788,12 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         "style_tasks": {t: STYLE_TASKS[t].description for t in (content_style or {}) if t in STYLE_TASKS},
         "embedding_map": embedding_map,
         "images": images,
-        "fine_tuning": "not implemented: every number is on frozen features (see docs/evaluation.md)",
+        "fine_tuning": fine_tuning,
     }
     metrics = {k: v for k, v in metrics.items() if v is not None}
     metrics["summary"] = _summary(metrics)
+    if fine_tuning is not None:
+        metrics["summary"]["fine_tune_acc"] = fine_tuning["test_acc"]
     # Flat aliases kept for older callers (probssl train --eval, README).
     metrics["linear_acc"] = linear.test_acc
     metrics["knn_acc"] = knn.test_acc

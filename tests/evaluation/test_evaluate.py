@@ -242,3 +242,19 @@ def test_options_modes_and_config():
     assert EvalOptions.make("quick", cfg, seed=4).seed == 4
     with pytest.raises(ValueError):
         EvalOptions.make("slow")
+
+
+def test_fine_tuning_trains_a_copy_and_selects_on_validation(tmp_path):
+    from probssl.config import load_config
+    from probssl.evaluation.finetune import fine_tune
+    from probssl.train import Trainer
+
+    config = load_config("simclr-digits", overrides=["train.epochs=2", "train.batch_size=64", "data.train_subset=256",
+                                                     "train.progress=false"])
+    method = Trainer(config, tmp_path / "ft").fit()
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    result = fine_tune(method, Trainer(config, tmp_path / "ft2").splits, config, epochs=8, batch_size=64)
+    assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())  # the method is untouched
+    assert len(result["val_curve"]) == 8 and result["val_acc"] == max(result["val_curve"])
+    assert result["test_acc"] == result["test_curve"][result["epoch"] - 1]
+    assert result["test_acc"] > 0.4  # 32 supervised steps on 256 digits: far above chance (0.1)
