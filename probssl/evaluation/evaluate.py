@@ -83,6 +83,8 @@ SCORE_DESCRIPTIONS = {
                  "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
     "mc_dispersion": "1 - ||mean of S unit-normalised posterior samples|| (spherical variance; bits are "
                      "mapped to +-1 first); 0 = every sample points the same way",
+    "sigma_mean": "mean of the posterior's scale parameters sigma (projected normal, Gaussian); ignores ||m||",
+    "trace": "trace of the posterior covariance, sum of sigma^2 (projected normal: of the underlying Gaussian)",
     "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
                     "representations; defined for every method",
 }
@@ -312,26 +314,31 @@ def _dispersion(q, samples: int) -> Tensor:
 
 @torch.no_grad()
 def _posterior_scores(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
-                      ) -> tuple[Tensor, Tensor]:
-    """(posterior(x).uncertainty(), MC dispersion) per image, [N] each, from ONE posterior per batch.
+                      ) -> dict[str, Tensor]:
+    """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
+    for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
 
     The draws are seeded (``seed``) without disturbing the caller's random state.
     """
     method.eval()
-    unc, disp = [], []
+    out: dict[str, list[Tensor]] = {}
     step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
             q = method.posterior(to_float_images(images[i:i + step].to(device)))
-            unc.append(q.uncertainty().float().cpu())
-            disp.append(_dispersion(q, samples))
-    return torch.cat(unc), torch.cat(disp)
+            out.setdefault("posterior", []).append(q.uncertainty().float().cpu())
+            out.setdefault("mc_dispersion", []).append(_dispersion(q, samples))
+            if hasattr(q, "scale"):
+                scale = q.scale.float()
+                out.setdefault("sigma_mean", []).append(scale.mean(-1).cpu())
+                out.setdefault("trace", []).append(scale.pow(2).sum(-1).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 def _mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
     """1 - ||mean of unit-normalised posterior samples|| per image, [N]."""
-    return _posterior_scores(method, images, samples, batch_size, device, seed)[1]
+    return _posterior_scores(method, images, samples, batch_size, device, seed)["mc_dispersion"]
 
 
 class _Scorer:
@@ -341,17 +348,22 @@ class _Scorer:
     (knn_distance, skipped when the representation is passed in).
     """
 
-    def __init__(self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device):
+    def __init__(self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device,
+                 example: Tensor | None = None):
         self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
-        self.names = (["posterior", "mc_dispersion"] if method.probabilistic else []) + ["knn_distance"]
+        posterior_names = []
+        if method.probabilistic:
+            posterior_names = ["posterior", "mc_dispersion"]
+            if example is not None:  # sigma-based scores exist when the posterior has a scale parameter
+                posterior_names = list(_posterior_scores(method, example, 2, 4, device, opts.seed))
+        self.names = posterior_names + ["knn_distance"]
         self.primary = "posterior" if method.probabilistic else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
         o = self.opts
         out = {}
         if self.method.probabilistic:
-            out["posterior"], out["mc_dispersion"] = _posterior_scores(self.method, images, o.mc_samples,
-                                                                       o.batch_size, self.device, o.seed)
+            out.update(_posterior_scores(self.method, images, o.mc_samples, o.batch_size, self.device, o.seed))
         if feats is None:
             feats = extract(self.method, images, self.kind, o.batch_size, self.device)
         out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
@@ -700,7 +712,7 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
 
     # ---- uncertainty
     saved_rows = _subsample(len(splits.test), opts.max_saved, opts.seed)
-    scorer = _Scorer(method, kind, feats[0], opts, device)
+    scorer = _Scorer(method, kind, feats[0], opts, device, example=splits.test.images[:2])
     uncertainty_out, test_scores = None, None
     if opts.uncertainty:
         ood_images, ood_desc = {}, {}

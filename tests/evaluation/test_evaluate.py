@@ -71,7 +71,10 @@ def test_probe_geometry_and_information_values_are_in_range(vsimclr_run):
 
 def test_uncertainty_section(vsimclr_run):
     u = vsimclr_run[1]["uncertainty"]
-    assert u["primary"] == "posterior" and u["scores_available"] == ["posterior", "mc_dispersion", "knn_distance"]
+    assert u["primary"] == "posterior"
+    assert u["scores_available"] == ["posterior", "mc_dispersion", "sigma_mean", "trace", "knn_distance"]
+    for name in ("sigma_mean", "trace"):  # sigma-based scores of the projected normal
+        assert u["scores"][name]["mean_test"] > 0
     assert set(u["ood_sets"]) == {"noise", "shuffled"}
     for name, s in u["scores"].items():
         for ood in ("noise", "shuffled"):
