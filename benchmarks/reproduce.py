@@ -138,6 +138,7 @@ def main() -> int:
     p.add_argument("--data-dir", default=os.environ.get("PROBSSL_DATA"))
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--reports", type=Path, default=ROOT / "reports")
     args = p.parse_args()
 
     tic = time.time()
@@ -145,7 +146,7 @@ def main() -> int:
     runs = {m: [train_and_eval(m, args.dataset, s, args) for s in args.seeds] for m in args.methods}
     elapsed = time.time() - tic
     all_dirs = [str(d) for dirs in runs.values() for d in dirs]
-    report_dir = ROOT / "reports" / f"reproduce-{args.dataset}"
+    report_dir = args.reports / f"reproduce-{args.dataset}"
     run([sys.executable, "-m", "probssl", "report", *all_dirs, "--out", str(report_dir),
          "--title", f"Reproduction on {args.dataset}"], report_dir.parent / f"reproduce-{args.dataset}.log")
 
