@@ -48,24 +48,14 @@ def test_vsimclr_posterior_and_kl_term():
         method.represent(torch.rand(5, 1, 8, 8), "bits")
 
 
-class _DeterministicGaussianHead(nn.Module):
-    """loc = a projection head's output, scale = tiny: PN samples collapse onto loc's direction."""
-
-    def __init__(self, proj, scale=1e-7):
-        super().__init__()
-        self.proj, self.scale = proj, scale
-
-    def forward(self, x):
-        loc = self.proj(x)
-        return loc, torch.full_like(loc, self.scale)
 
 
-def test_vsimclr_with_vanishing_sigma_and_no_kl_equals_simclr():
+def test_vsimclr_with_vanishing_sigma_and_no_kl_equals_simclr(deterministic_gaussian_head):
     torch.manual_seed(0)
     backbone = create_backbone("convnet", in_channels=1, image_size=8)
     proj = ProjectionHead(backbone.feature_dim, 32, 16)
     simclr = SimCLR(backbone, proj, temperature=0.3).eval()
-    vsimclr = VSimCLR(backbone, _DeterministicGaussianHead(proj), temperature=0.3, beta=0.0).eval()
+    vsimclr = VSimCLR(backbone, deterministic_gaussian_head(proj), temperature=0.3, beta=0.0).eval()
     views = _views()
     a, b = simclr(views), vsimclr(views)
     assert set(b) == {"nt_xent"}

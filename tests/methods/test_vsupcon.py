@@ -18,24 +18,14 @@ QUICK = ["train.epochs=6", "train.batch_size=64", "data.train_subset=256", "trai
 PRESETS = ["vsupcon-digits", "vsupcon-mnist", "vsupcon-fashion-mnist"]
 
 
-class _DeterministicGaussianHead(nn.Module):
-    """loc = a projection head's output, scale = tiny: PN samples collapse onto loc's direction."""
-
-    def __init__(self, proj, scale=1e-7):
-        super().__init__()
-        self.proj, self.scale = proj, scale
-
-    def forward(self, x):
-        loc = self.proj(x)
-        return loc, torch.full_like(loc, self.scale)
 
 
 @pytest.mark.parametrize("views", [2, 3])
-def test_vanishing_sigma_and_no_kl_equals_supcon(views):
+def test_vanishing_sigma_and_no_kl_equals_supcon(views, deterministic_gaussian_head):
     backbone = create_backbone("convnet", in_channels=1, image_size=8)
     proj = ProjectionHead(backbone.feature_dim, 32, 16)
     supcon = SupCon(backbone, proj, temperature=0.2).eval()
-    vsupcon = VSupCon(backbone, _DeterministicGaussianHead(proj), temperature=0.2, beta=0.0).eval()
+    vsupcon = VSupCon(backbone, deterministic_gaussian_head(proj), temperature=0.2, beta=0.0).eval()
     x, labels = torch.rand(views, 12, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2, 3, 3, 0, 1, 4, 5])
     a, b = supcon(x, labels), vsupcon(x, labels)
     assert set(b) == {"supcon"}
