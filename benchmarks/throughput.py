@@ -101,8 +101,11 @@ def row_specs(backbones: list[str], peer: str, quick: bool, peer_python: str | N
             overrides = COMMON_OVERRIDES + [f"model.backbone={bb}"] + bb_overrides + extra + list(extra_overrides or [])
             specs.append({**base, "key": f"{bb}/{preset.removesuffix('-mnist')}", "kind": "probssl",
                           "label": f"probssl {name}", "method": name, "preset": preset, "overrides": overrides})
+        simclr = next(s for s in specs if s["key"] == f"{bb}/simclr")
+        # The limit runs in the memory format probssl's Trainer would pick (auto: NHWC on CPU).
+        bare = next(s for s in specs if s["key"] == f"{bb}/bare")
+        bare["channels_last"] = probssl_config(simclr["preset"], simclr["overrides"]).model.channels_last
         if peer != "none":
-            simclr = next(s for s in specs if s["key"] == f"{bb}/simclr")
             spec = {**base, "key": f"{bb}/peer-{peer}", "kind": f"peer-{peer}", "workers": PEER_WORKERS,
                     "augment": probssl_augment_params(simclr["preset"], simclr["overrides"], shape),
                     "temperature": probssl_config(simclr["preset"], simclr["overrides"]).method.temperature}
@@ -230,12 +233,17 @@ class BareRunner:
         import torch
 
         from probssl.models import create_backbone
+        from probssl.train import use_channels_last
 
         torch.set_flush_denormal(True)  # as the Trainer does on CPU
         torch.manual_seed(0)
         c, h, w = spec["shape"]
         self.model = create_backbone(spec["backbone"], in_channels=c, image_size=h).train()
         self.x = torch.rand(VIEWS * spec["batch"], c, h, w)
+        self.channels_last = use_channels_last(spec.get("channels_last"), self.model, torch.device("cpu"), "fp32")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, weight_decay=1e-4, fused=True)
         self.params = sum(p.numel() for p in self.model.parameters())
 

@@ -65,7 +65,7 @@ class ModelConfig:
     head_layers: int = 2
     embed_dim: int = 128  # d: the sphere S^{d-1} or latent size
     decoder: str = "auto"  # generative methods: auto (mirror of the backbone) | mlp | conv | resnet
-    channels_last: bool = False  # NHWC convs; CPU gain is shape-dependent (benchmarks/backbone_speed.py)
+    channels_last: bool | None = None  # NHWC convs; None (auto): on for conv models on CPU and CUDA mixed precision
 
 
 @dataclass

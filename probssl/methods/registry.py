@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Callable
 
 from probssl.config import Config
 from probssl.methods.base import Method
-from probssl.models import create_backbone
+from probssl.models import BACKBONES, create_backbone
 
 _METHODS: dict[str, type[Method]] = {}
 
@@ -39,5 +40,10 @@ def create_method(config: Config, image_shape: tuple[int, int, int]) -> Method:
         kwargs["width"] = config.model.width
     if config.model.feature_dim is not None:
         kwargs["feature_dim"] = config.model.feature_dim
+    accepted = inspect.signature(BACKBONES[config.model.backbone]).parameters
+    for key in kwargs:
+        if key not in accepted:
+            raise ValueError(f"model.{key} does not apply to backbone {config.model.backbone!r} "
+                             f"(set model.{key}=null, or pick a backbone that has it, e.g. convnet)")
     backbone = create_backbone(config.model.backbone, in_channels=channels, image_size=height, **kwargs)
     return cls.from_config(backbone, config, image_shape)

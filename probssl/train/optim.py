@@ -81,6 +81,19 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     raise ValueError(f"Unknown optimizer '{name}'; choose from {', '.join(OPTIMIZERS)}")
 
 
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor its parameter's strides, in place.
+
+    Needed after ``load_state_dict``: checkpoints hold contiguous (NCHW) tensors, and the fused CPU
+    Adam/AdamW kernels (torch 2.13) walk a parameter and its moments in memory order, so a channels-last
+    parameter with NCHW moments is silently updated with another element's moments."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> float:
     """Learning-rate multiplier: linear warm-up from ~0 to 1, then cosine decay to ``min_ratio``."""
     if warmup_steps > 0 and step < warmup_steps:

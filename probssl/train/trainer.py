@@ -25,10 +25,10 @@ from probssl.data import DataSplits, load_dataset
 from probssl.methods import Method, create_method
 from probssl.train.checkpoint import (CheckpointError, TrainingState, latest_checkpoint, load_checkpoint,
                                       save_checkpoint)
-from probssl.train.device import autocast, resolve_precision, select_device
+from probssl.train.device import autocast, resolve_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.logging import MetricsLog, write_status
-from probssl.train.optim import build_optimizer, warmup_cosine
+from probssl.train.optim import build_optimizer, match_state_layout, warmup_cosine
 
 
 class TrainingError(RuntimeError):
@@ -172,7 +172,9 @@ class Trainer:
         self.splits = splits if splits is not None else load_splits(config)
         self.image_shape = self.splits.image_shape
         self.method: Method = create_method(config, self.image_shape).to(self.device)
-        if config.model.channels_last:
+        self.channels_last = use_channels_last(config.model.channels_last, self.method, self.device,
+                                               self.precision)
+        if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.model = self.method  # what the loop calls: the method itself, or its DDP wrapper
         if self.dist.enabled:
@@ -251,6 +253,7 @@ class Trainer:
         self.method.load_state_dict(state.model)
         if state.optimizer is not None:
             self.optimizer.load_state_dict(state.optimizer)
+            match_state_layout(self.optimizer)
         self.step, self.epoch, self.batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
         self.order_rng_epoch_start = state.rng["order_epoch_start"]
         self.order_rng.set_state(state.rng["order"])

@@ -27,6 +27,12 @@ def test_unknown_method_suggests():
         create_method(config, (1, 8, 8))
 
 
+def test_backbone_option_it_does_not_take_is_a_clear_error():
+    config = load_config("simclr-digits", overrides=["model.backbone=mlp-simvae"])  # preset sets model.width
+    with pytest.raises(ValueError, match=r"model.width does not apply to backbone 'mlp-simvae'"):
+        create_method(config, (1, 8, 8))
+
+
 def test_simclr_posterior_is_a_unit_point_mass():
     method = create_method(load_config("simclr-digits"), (1, 8, 8)).eval()
     q = method.posterior(torch.rand(5, 1, 8, 8))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from probssl.train import LARS, build_optimizer, warmup_cosine
+from probssl.train import LARS, build_optimizer, match_state_layout, warmup_cosine
 
 
 def test_warmup_cosine_shape():
@@ -60,3 +60,37 @@ def test_each_optimizer_decreases_a_quadratic(name):
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="adamw, adam, sgd, lars"):
         build_optimizer(nn.Linear(2, 2), "adamax", 1.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+def test_reloaded_state_of_channels_last_parameters_updates_like_the_unfused_reference(name):
+    """A checkpoint stores NCHW moments; fused CPU Adam pairs them with a channels-last parameter in
+    memory order, so without match_state_layout the resumed update uses other elements' moments."""
+    def make():
+        conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=torch.Generator().manual_seed(0)))
+        return conv
+
+    def grad(seed):
+        return torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(seed))
+
+    results = []
+    for reload in (False, True):
+        conv = make()
+        opt = build_optimizer(conv, name, lr=0.1, weight_decay=0.0, momentum=0.9, eps=1e-8)
+        conv.weight.grad = grad(1).contiguous(memory_format=torch.channels_last)
+        opt.step()
+        if reload:  # what a checkpoint round trip does: every state tensor comes back contiguous
+            state = opt.state_dict()
+            for per_param in state["state"].values():
+                for key, value in per_param.items():
+                    if isinstance(value, torch.Tensor) and value.ndim == 4:
+                        per_param[key] = value.contiguous()
+            opt = build_optimizer(conv, name, lr=0.1, weight_decay=0.0, momentum=0.9, eps=1e-8)
+            opt.load_state_dict(state)
+            match_state_layout(opt)
+        conv.weight.grad = grad(2).contiguous(memory_format=torch.channels_last)
+        opt.step()
+        results.append(conv.weight.detach().clone())
+    torch.testing.assert_close(results[1], results[0], rtol=1e-6, atol=1e-7)
