@@ -27,14 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRASTIVE = ["simclr", "vsimclr", "supcon", "vsupcon", "scl-gaussian", "scl-bernoulli", "vicreg"]
 GENERATIVE = ["simvae", "vae", "beta-vae", "cr-vae"]
 OOD = {"mnist": "fashion-mnist", "fashion-mnist": "mnist", "digits": "noise"}
+SCL_BITS_MARGIN = 0.02
 
 
-def run(cmd: list[str], log: Path) -> None:
+def run(cmd: list[str], log: Path, threads: int | None = None) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     with open(log, "a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
 
 def train_and_eval(method: str, dataset: str, seed: int, args) -> Path:
@@ -42,7 +44,9 @@ def train_and_eval(method: str, dataset: str, seed: int, args) -> Path:
     if (out / "eval.json").exists():
         return out
     epochs = args.epochs_contrastive if method in CONTRASTIVE else args.epochs_generative
-    overrides = [f"train.seed={seed}", f"train.epochs={epochs}", "train.progress=false"]
+    overrides = [f"train.seed={seed}", f"train.epochs={epochs}", "train.progress=false", *args.set]
+    if args.threads:
+        overrides.append(f"train.num_threads={args.threads}")
     if args.train_subset:
         overrides.append(f"data.train_subset={args.train_subset}")
     if args.data_dir:
@@ -50,9 +54,9 @@ def train_and_eval(method: str, dataset: str, seed: int, args) -> Path:
     sets = sum((["--set", o] for o in overrides), [])
     tic = time.time()
     run([sys.executable, "-m", "probssl", "train", "--preset", f"{method}-{dataset}", "--out", str(out),
-         "--resume", "auto", *sets], out.parent / f"seed{seed}.log")
+         "--resume", "auto", *sets], out.parent / f"seed{seed}.log", args.threads)
     run([sys.executable, "-m", "probssl", "eval", str(out), "--ood", OOD[dataset], *args.eval_args.split()],
-        out.parent / f"seed{seed}.log")
+        out.parent / f"seed{seed}.log", args.threads)
     print(f"  {method} seed {seed}: {time.time() - tic:.0f} s", flush=True)
     return out
 
@@ -118,6 +122,20 @@ def judge(table, dataset: str) -> list[dict]:
               f"knn_distance/ood_auroc/{ood}", left_key=f"posterior/ood_auroc/{ood}")
         claim(f"{v} posterior uncertainty detects errors better than {d}'s kNN-distance score", v, d,
               "knn_distance/misclassification_auroc", left_key="posterior/misclassification_auroc")
+    # SCL's claim is usefulness at a compression rate, not superiority: binary codes count as keeping
+    # the content when their linear accuracy is within SCL_BITS_MARGIN of SimCLR's float features.
+    bits, ref = table.get("scl-bernoulli", {}), table.get("simclr", {})
+    if "linear_acc" in bits and "linear_acc" in ref:
+        gap = bits["linear_acc"][0] - ref["linear_acc"][0]
+        ratio = bits.get("compression_ratio", (float("nan"),))[0]
+        verdicts.append({
+            "claim": f"scl-bernoulli bits keep simclr's linear accuracy (within {SCL_BITS_MARGIN:.2f}) at a "
+                     f"{ratio:.0f}x compression of the image",
+            "verdict": "supported" if gap >= -SCL_BITS_MARGIN else "not supported",
+            "numbers": {"scl-bernoulli:linear_acc": fmt(bits["linear_acc"]), "simclr:linear_acc": fmt(ref["linear_acc"]),
+                        "difference": f"{gap:+.4f}",
+                        "scl-bernoulli:compression_ratio": fmt(bits.get("compression_ratio", (float("nan"),) * 2)),
+                        "simclr:compression_ratio": fmt(ref.get("compression_ratio", (float("nan"),) * 2))}})
     for other in ("vae", "beta-vae", "cr-vae"):
         claim(f"simvae content (linear accuracy) > {other}", "simvae", other, "linear_acc")
     style_keys = sorted({k for m in table.values() for k in m if k.startswith("style_acc/")})
@@ -135,6 +153,11 @@ def main() -> int:
     p.add_argument("--epochs-generative", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=None, help="cap on training images (also for the probes)")
     p.add_argument("--eval-args", default="", help="extra `probssl eval` flags, e.g. '--quick'")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra config override for every training run (repeatable)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per process (train.num_threads and OMP_NUM_THREADS for eval); 1 when two "
+                        "suites share the 2 cores")
     p.add_argument("--data-dir", default=os.environ.get("PROBSSL_DATA"))
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -143,7 +166,10 @@ def main() -> int:
 
     tic = time.time()
     print(f"[reproduce] {args.dataset}: {len(args.methods)} methods x {len(args.seeds)} seeds", flush=True)
-    runs = {m: [train_and_eval(m, args.dataset, s, args) for s in args.seeds] for m in args.methods}
+    runs: dict[str, list[Path]] = {m: [] for m in args.methods}
+    for seed in args.seeds:  # seed-major: a suite stopped early still covers every method
+        for m in args.methods:
+            runs[m].append(train_and_eval(m, args.dataset, seed, args))
     elapsed = time.time() - tic
     all_dirs = [str(d) for dirs in runs.values() for d in dirs]
     report_dir = args.reports / f"reproduce-{args.dataset}"
@@ -155,7 +181,8 @@ def main() -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     payload = {"dataset": args.dataset, "seeds": args.seeds, "methods": args.methods,
                "budget": {"epochs_contrastive": args.epochs_contrastive, "epochs_generative": args.epochs_generative,
-                          "train_subset": args.train_subset, "eval_args": args.eval_args},
+                          "train_subset": args.train_subset, "eval_args": args.eval_args, "set": args.set,
+                          "threads": args.threads},
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "date": time.strftime("%Y-%m-%d"), "suite_seconds": round(elapsed, 1),
                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -172,6 +199,20 @@ def main() -> int:
              "", "| method | " + " | ".join(headline) + " |", "|---|" + "---|" * len(headline)]
     for m, rows in table.items():
         lines.append(f"| {m} | " + " | ".join(fmt(rows[k]) if k in rows else "–" for k in headline) + " |")
+    ood = OOD[args.dataset]
+    lines += ["", f"Uncertainty scores (AUROC; OOD = {ood}; higher is better):", "",
+              "| method | score | OOD AUROC | misclassification AUROC |", "|---|---|---|---|"]
+    for m, rows in table.items():
+        for score in sorted({k.split("/")[0] for k in rows if k.endswith("/misclassification_auroc")}):
+            lines.append(f"| {m} | {score} | {fmt(rows.get(f'{score}/ood_auroc/{ood}', (math.nan, math.nan)))} | "
+                         f"{fmt(rows[f'{score}/misclassification_auroc'])} |")
+    style = sorted({k for rows in table.values() for k in rows if k.startswith("style_acc/")})
+    if style:
+        lines += ["", "Content and style probes (accuracy):", "",
+                  "| method | content_acc | " + " | ".join(style) + " |", "|---|---|" + "---|" * len(style)]
+        for m, rows in table.items():
+            lines.append(f"| {m} | " + " | ".join(fmt(rows[k]) if k in rows else "–" for k in ["content_acc", *style])
+                         + " |")
     lines += ["", "| claim | verdict | numbers |", "|---|---|---|"]
     for v in verdicts:
         lines.append(f"| {v['claim']} | {v['verdict']} | " + "; ".join(f"{k} {x}" for k, x in v["numbers"].items()) + " |")

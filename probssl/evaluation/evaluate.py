@@ -217,21 +217,9 @@ def _probe_dict(result: ProbeResult) -> dict[str, Any]:
 def linear_probe_predictions(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, test_x: Tensor,
                              test_y: Tensor, weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
                              max_iter: int = 200) -> tuple[ProbeResult, Tensor]:
-    """``probes.linear_probe`` (the same fits, warm starts and selection) plus the selected model's test
-    predictions [N_test] int64, needed for misclassification detection and selective accuracy."""
-    train_x, val_x, test_x = standardize(train_x.double(), val_x.double(), test_x.double())
-    num_classes = int(max(train_y.max(), val_y.max(), test_y.max())) + 1
-    best, scores, params = None, {}, None
-    for wd in sorted(weight_decays, reverse=True):
-        params = fit_logistic_regression(train_x, train_y, num_classes, wd, init=params, max_iter=max_iter)
-        scores[wd] = ((val_x @ params[0] + params[1]).argmax(1) == val_y).float().mean().item()
-        if best is None or scores[wd] > best[1]:
-            best = (wd, scores[wd], params)
-    wd, val_acc, (w, b) = best
-    pred = (test_x @ w + b).argmax(1)
-    result = ProbeResult(test_acc=(pred == test_y).float().mean().item(), val_acc=val_acc,
-                         selected={"weight_decay": wd}, val_scores=scores)
-    return result, pred
+    """``probes.linear_probe`` and the selected model's test predictions [N_test] int64."""
+    result = linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, weight_decays, max_iter)
+    return result, result.test_pred
 
 
 def representation_bits(method: Method, kind: str, dim: int) -> tuple[int, str]:

@@ -18,6 +18,7 @@ class ProbeResult:
     val_acc: float
     selected: dict  # the hyper-parameters chosen on validation
     val_scores: dict  # hyper-parameter value -> validation accuracy
+    test_pred: Tensor | None = None  # [N_test] int64 predictions of the selected model (linear probe)
 
 
 def standardize(train: Tensor, *others: Tensor, eps: float = 1e-6) -> list[Tensor]:
@@ -60,9 +61,10 @@ def linear_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor,
                  test_y: Tensor, weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2), max_iter: int = 200) -> ProbeResult:
     """Linear probe on standardised features; weight decay selected on validation accuracy.
 
-    Shapes: *_x [N_split, D] float, *_y [N_split] int64.
+    Shapes: *_x [N_split, D] float, *_y [N_split] int64. Fitted in float32: on MNIST-sized features
+    float64 gave the same accuracies (to 1e-4) at 1.7x the time.
     """
-    train_x, val_x, test_x = standardize(train_x.double(), val_x.double(), test_x.double())
+    train_x, val_x, test_x = standardize(train_x.float(), val_x.float(), test_x.float())
     num_classes = int(max(train_y.max(), val_y.max(), test_y.max())) + 1
     best, scores, params = None, {}, None
     # Strongest regularisation first: each solution warm-starts the next, weaker one.
@@ -72,8 +74,9 @@ def linear_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor,
         if best is None or scores[wd] > best[1]:
             best = (wd, scores[wd], params)
     wd, val_acc, (w, b) = best
-    return ProbeResult(test_acc=accuracy(test_x @ w + b, test_y), val_acc=val_acc,
-                       selected={"weight_decay": wd}, val_scores=scores)
+    pred = (test_x @ w + b).argmax(1)
+    return ProbeResult(test_acc=(pred == test_y).float().mean().item(), val_acc=val_acc,
+                       selected={"weight_decay": wd}, val_scores=scores, test_pred=pred)
 
 
 def knn_predict(train_x: Tensor, train_y: Tensor, query_x: Tensor, k: int, num_classes: int,
