@@ -19,6 +19,9 @@ RUN_DIR/eval.json (plus PNG image grids in RUN_DIR/eval_images/). Sections (each
 Rules: every hyper-parameter (weight decay, k, MLP epoch) is selected on the validation split; the test
 split is scored once with the selection. Per-sample arrays kept in eval.json are subsampled to at most
 ``EvalOptions.max_saved`` (2,000) rows with a fixed seed.
+
+Beside this module: ``options`` (what to compute), ``ood`` (the OOD sets), ``scoring`` (per-image
+uncertainty scores), ``visuals`` (t-SNE and image grids).
 """
 from __future__ import annotations
 
@@ -26,41 +29,36 @@ import dataclasses
 import json
 import math
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from probssl.config import Config, ConfigError, EvalConfig
-from probssl.data import DATASETS, DataError, DataSplits, load_dataset
-from probssl.data.registry import canonical_name
+from probssl.data import DataSplits
+from probssl.evaluation._utils import json_clean, rounded_floats, subsample_rows
 from probssl.evaluation.alignment import alignment, uniformity
 from probssl.evaluation.clustering import clustering_scores
-from probssl.evaluation.corruptions import CORRUPTIONS, SEVERITIES, uncertainty_vs_severity
+from probssl.evaluation.corruptions import CORRUPTIONS, SEVERITIES
 from probssl.evaluation.finetune import fine_tune
-from probssl.evaluation.features import extract, extract_embeddings, extract_uncertainty
+from probssl.evaluation.features import extract, extract_embeddings
 from probssl.evaluation.geometry import covariance_spectrum, effective_rank
 from probssl.evaluation.information import mutual_information
 from probssl.evaluation.mlp_probe import mlp_probe
-from probssl.evaluation.probes import ProbeResult, fit_logistic_regression, knn_probe, linear_probe, standardize
+from probssl.evaluation.ood import make_ood_images
+from probssl.evaluation.options import RUNTIME_KEYS, EvalOptions
+from probssl.evaluation.probes import ProbeResult, knn_probe, linear_probe
+from probssl.evaluation.scoring import SCORE_DESCRIPTIONS, Scorer
 from probssl.evaluation.style import STYLE_TASKS, content_style_probes
-from probssl.evaluation.uncertainty import (aurc, aurc_optimal, knn_distance_score, misclassification_detection,
-                                            ood_detection, selective_accuracy_curve)
+from probssl.evaluation.uncertainty import (aurc, aurc_optimal, misclassification_detection, ood_detection,
+                                            selective_accuracy_curve)
+from probssl.evaluation.visuals import images_section, tsne_map
 from probssl.methods import Method, create_method
 from probssl.train import build_augmenter, load_run, load_splits, to_float_images
 
-try:  # a dependency of scikit-learn
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
-__all__ = ["DEFAULT_OOD", "EvalOptions", "PROTOCOL", "REPRESENTATION_DESCRIPTIONS", "SCHEMA_VERSION",
-           "SCORE_DESCRIPTIONS", "SYNTHETIC_OOD", "evaluate_baselines", "evaluate_method", "evaluate_run",
-           "linear_probe_predictions", "make_ood_images", "probe_representations", "representation_bits"]
+__all__ = ["PROTOCOL", "REPRESENTATION_DESCRIPTIONS", "SCHEMA_VERSION", "evaluate_baselines", "evaluate_method",
+           "evaluate_run", "linear_probe_predictions", "probe_representations", "representation_bits"]
 
 SCHEMA_VERSION = 2
 
@@ -78,135 +76,8 @@ REPRESENTATION_DESCRIPTIONS = {
     "bits": "the hard code 1[p > 1/2] of a Bernoulli posterior (SCL-Bernoulli)",
 }
 
-SCORE_DESCRIPTIONS = {
-    "posterior": "posterior(x).uncertainty(): the method's own per-image uncertainty (projected normal: "
-                 "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
-    "mc_dispersion": "1 - ||mean of S unit-normalised posterior samples|| (spherical variance; bits are "
-                     "mapped to +-1 first); 0 = every sample points the same way",
-    "sigma_mean": "mean of the posterior's scale parameters sigma (projected normal, Gaussian); ignores ||m||",
-    "trace": "trace of the posterior covariance, sum of sigma^2 (projected normal: of the underlying Gaussian)",
-    "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
-                    "representations; defined for every method",
-}
-
-SYNTHETIC_OOD = {
-    "noise": "uniform noise: every pixel i.i.d. uniform on {0, ..., 255}, as many images as the test split",
-    "shuffled": "the test images with their pixel positions randomly permuted (one permutation per image, "
-                "shared by the channels): the same intensities without spatial structure",
-    "inverted": "the test images with inverted intensities, 255 - x",
-    "vflip": "the test images flipped upside down (near-OOD: some classes are nearly symmetric)",
-}
-DEFAULT_OOD = ("noise", "shuffled")
-
-# Config keys that do not change what is trained (dropped when reports group runs by config).
-RUNTIME_KEYS = ("train.seed", "train.progress", "train.num_threads", "train.device", "train.log_every",
-                "train.checkpoint_every", "train.checkpoint_every_steps", "train.tensorboard",
-                "train.deterministic", "data.data_dir", "data.download")
-
-
-@dataclass
-class EvalOptions:
-    """What :func:`evaluate_method` computes. Defaults: every section, sized to take seconds on digits and
-    well under a minute per section on MNIST-sized data. :meth:`quick` keeps only the core numbers."""
-
-    representation: str = "auto"  # auto (the method's default) | backbone | mean | direction | sample | bits
-    batch_size: int = 1024
-    knn_k: tuple[int, ...] = (1, 5, 10, 20, 50)
-    linear_weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
-    ood: tuple[str, ...] = DEFAULT_OOD  # synthetic names (SYNTHETIC_OOD) and/or dataset names (DATASETS)
-    ood_max_images: int = 2000  # OOD images scored per set (a seeded subset)
-    mlp: bool = True
-    clustering: bool = True
-    information: bool = True
-    alignment: bool = True
-    alignment_samples: int | None = 2000  # test images (two augmented views each) for alignment
-    uncertainty: bool = True
-    mc_samples: int = 32  # posterior samples per image for mc_dispersion
-    knn_score_k: int = 10
-    corruptions: bool = True
-    corruption_samples: int | None = 500  # test images corrupted at every severity
-    compression: bool = True
-    compression_curve: bool | None = None  # linear probe on code prefixes; None = only for compressed codes
-    style: bool = True
-    style_train_samples: int | None = 2000
-    style_test_samples: int | None = 1000
-    embedding_map: bool = True
-    map_samples: int = 2000  # t-SNE points
-    images: bool = True
-    max_saved: int = 2000  # per-sample arrays kept in eval.json
-    fine_tune: bool = False  # also fine-tune the whole network (slow: trains a copy of the backbone)
-    fine_tune_epochs: int = 10
-    fine_tune_lr: float = 1e-3
-    seed: int = 0
-
-    MODES: ClassVar[dict[str, dict[str, Any]]]
-
-    MODES = {
-        # Probes (linear, kNN, GMM), geometry, MI and uncertainty/OOD; no MLP, corruptions, style, t-SNE, images.
-        "quick": dict(mlp=False, corruptions=False, style=False, embedding_map=False, images=False,
-                      compression_curve=False),
-        "default": {},
-        # Every section without subsampling caps (t-SNE points and saved arrays stay capped at 2,000).
-        "full": dict(alignment_samples=None, corruption_samples=None, compression_curve=True,
-                     style_train_samples=None, style_test_samples=None),
-    }
-
-    @classmethod
-    def make(cls, mode: str = "default", cfg: EvalConfig | None = None, **overrides) -> "EvalOptions":
-        """Options of ``mode`` (quick | default | full), the run's ``eval`` config section, then ``overrides``."""
-        if mode not in cls.MODES:
-            raise ValueError(f"unknown evaluation mode {mode!r}; choose from {', '.join(cls.MODES)}")
-        base: dict[str, Any] = dict(cls.MODES[mode])
-        if cfg is not None:
-            base.update(representation=cfg.representation, batch_size=cfg.batch_size, knn_k=tuple(cfg.knn_k),
-                        linear_weight_decays=tuple(cfg.linear_weight_decays))
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def quick(cls, **overrides) -> "EvalOptions":
-        return cls.make("quick", **overrides)
-
-    @classmethod
-    def full(cls, **overrides) -> "EvalOptions":
-        return cls.make("full", **overrides)
-
-    @classmethod
-    def from_config(cls, cfg: EvalConfig | None, **overrides) -> "EvalOptions":
-        return cls.make("default", cfg or EvalConfig(), **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
 
 # ----------------------------------------------------------------------------- helpers
-
-def _threads1():
-    return threadpool_limits(limits=1) if threadpool_limits is not None else nullcontext()
-
-
-def _subsample(n: int, cap: int | None, seed: int) -> Tensor:
-    """Sorted random row indices, at most ``cap`` of range(n) (all rows if cap is None or >= n)."""
-    if cap is None or n <= cap:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].sort().values
-
-
-def _floats(x: Tensor, digits: int = 6) -> list[float]:
-    return [round(float(v), digits) for v in x.reshape(-1).tolist()]
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-able copy: NaN / inf -> None, tuples -> lists, tensors -> lists."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Tensor):
-        return _clean(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _probe_dict(result: ProbeResult) -> dict[str, Any]:
@@ -235,155 +106,7 @@ def representation_bits(method: Method, kind: str, dim: int) -> tuple[int, str]:
     return 32 * dim, "32 bits (float32) per dimension"
 
 
-def _adapt_images(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
-    """uint8 [N, C', H', W'] -> uint8 [N, C, H, W]: grey <-> RGB (ITU-R 601 luma) and bilinear resizing."""
-    c, h, w = shape
-    x = images.float()
-    if x.shape[1] != c:
-        x = x.repeat(1, 3, 1, 1) if c == 3 else (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(
-            1, keepdim=True)
-    if tuple(x.shape[-2:]) != (h, w):
-        x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).contiguous()
-
-
-def make_ood_images(name: str, splits: DataSplits, config: Config | None = None, seed: int = 0,
-                    max_images: int = 10_000) -> tuple[Tensor, str]:
-    """Out-of-distribution images uint8 [M, C, H, W] in the in-distribution shape, and their description.
-
-    ``name``: a synthetic set (:data:`SYNTHETIC_OOD`) made from / like the test split, or a dataset name
-    (:data:`probssl.data.DATASETS`) whose TEST split is loaded from the run's ``data.data_dir`` and converted
-    to the run's channels and size. At most ``max_images`` images (a seeded random subset).
-    """
-    test = splits.test.images
-    g = torch.Generator().manual_seed(seed)
-    if name == "noise":
-        images = torch.randint(0, 256, test.shape, generator=g, dtype=torch.int64).to(torch.uint8)
-        desc = SYNTHETIC_OOD[name]
-    elif name == "shuffled":
-        n, c, h, w = test.shape
-        perm = torch.rand(n, h * w, generator=g).argsort(1)  # one permutation per image
-        flat = test.reshape(n, c, h * w)
-        images = flat.gather(2, perm[:, None, :].expand(n, c, h * w)).reshape(test.shape).contiguous()
-        desc = SYNTHETIC_OOD[name]
-    elif name == "inverted":
-        images, desc = (255 - test).contiguous(), SYNTHETIC_OOD[name]
-    elif name == "vflip":
-        images, desc = test.flip(-2).contiguous(), SYNTHETIC_OOD[name]
-    else:
-        try:
-            key = canonical_name(name)
-        except DataError as err:
-            raise DataError(f"Unknown OOD set {name!r}: use a synthetic set ({', '.join(SYNTHETIC_OOD)}) or a "
-                            f"dataset ({', '.join(d for d in DATASETS if d != 'folder')}).") from err
-        if key == "folder":
-            raise DataError("the 'folder' dataset cannot be an OOD set (it needs its own data_dir)")
-        if key == canonical_name(splits.name):
-            raise DataError(f"OOD set {name!r} is the in-distribution dataset itself")
-        data = config.data if config is not None else Config().data
-        other = load_dataset(key, data.data_dir, download=data.download).test
-        images = _adapt_images(other.images, splits.image_shape)
-        desc = (f"test split of {key} ({len(other)} images, {other.image_shape[0]}x{other.image_shape[1]}x"
-                f"{other.image_shape[2]}) converted to {'x'.join(map(str, splits.image_shape))}")
-    if len(images) > max_images:
-        images = images[_subsample(len(images), max_images, seed)]
-    return images, desc
-
-
 # ----------------------------------------------------------------------------- scores
-
-def _dispersion(q, samples: int) -> Tensor:
-    """1 - ||mean of ``samples`` unit-normalised draws from q|| per batch element, [B] (bits -> +-1 first)."""
-    z = q.sample((samples,)).float()  # [S, B, d]
-    if hasattr(q, "probs"):
-        z = 2 * z - 1  # bits -> +-1 so that every code has the same norm
-    return (1 - F.normalize(z, dim=-1).mean(0).norm(dim=-1)).clamp_min(0).cpu()
-
-
-@torch.no_grad()
-def _posterior_scores(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
-                      ) -> dict[str, Tensor]:
-    """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
-    for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
-
-    The draws are seeded (``seed``) without disturbing the caller's random state.
-    """
-    method.eval()
-    out: dict[str, list[Tensor]] = {}
-    step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, len(images), step):
-            q = method.posterior(to_float_images(images[i:i + step].to(device)))
-            out.setdefault("posterior", []).append(q.uncertainty().float().cpu())
-            out.setdefault("mc_dispersion", []).append(_dispersion(q, samples))
-            if hasattr(q, "scale"):
-                scale = q.scale.float()
-                out.setdefault("sigma_mean", []).append(scale.mean(-1).cpu())
-                out.setdefault("trace", []).append(scale.pow(2).sum(-1).cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-def _mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
-    """1 - ||mean of unit-normalised posterior samples|| per image, [N]."""
-    return _posterior_scores(method, images, samples, batch_size, device, seed)["mc_dispersion"]
-
-
-class _Scorer:
-    """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
-
-    At most two forward passes per batch: one posterior (posterior + mc_dispersion) and one representation
-    (knn_distance, skipped when the representation is passed in).
-    """
-
-    def __init__(self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device,
-                 example: Tensor | None = None):
-        self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
-        posterior_names = []
-        if method.probabilistic:
-            posterior_names = ["posterior", "mc_dispersion"]
-            if example is not None:  # sigma-based scores exist when the posterior has a scale parameter
-                posterior_names = list(_posterior_scores(method, example, 2, 4, device, opts.seed))
-        self.names = posterior_names + ["knn_distance"]
-        self.primary = "posterior" if method.probabilistic else "knn_distance"
-
-    def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
-        o = self.opts
-        out = {}
-        if self.method.probabilistic:
-            out.update(_posterior_scores(self.method, images, o.mc_samples, o.batch_size, self.device, o.seed))
-        if feats is None:
-            feats = extract(self.method, images, self.kind, o.batch_size, self.device)
-        out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
-        return out
-
-    def score(self, images: Tensor, name: str) -> Tensor:
-        if name == "posterior":
-            return extract_uncertainty(self.method, images, self.opts.batch_size, self.device)
-        return self.all(images)[name]
-
-    def vs_severity(self, images: Tensor) -> dict[str, dict]:
-        """``corruptions.uncertainty_vs_severity`` for every score, scoring each corrupted batch ONCE.
-
-        The first call records every score of every batch it is given; the calls for the other scores
-        replay those records (the function asks for the batches in a fixed order: clean, then each
-        corruption at severities 1..5), with the same seeded generator so the corrupted images agree.
-        """
-        records: list[dict[str, Tensor]] = []
-
-        def record(x: Tensor) -> Tensor:
-            records.append(self.all(x))
-            return records[-1][self.names[0]]
-
-        def replay(name: str):
-            it = iter(records)
-            return lambda x: next(it)[name]
-
-        seed = self.opts.seed
-        out = {self.names[0]: uncertainty_vs_severity(record, images, torch.Generator().manual_seed(seed))}
-        for name in self.names[1:]:
-            out[name] = uncertainty_vs_severity(replay(name), images, torch.Generator().manual_seed(seed))
-        return out
 
 
 # ----------------------------------------------------------------------------- sections
@@ -416,7 +139,7 @@ def _selection_rules(opts: EvalOptions) -> dict[str, str]:
     }
 
 
-def _uncertainty_section(scorer: _Scorer, test_images: Tensor, test_feats: Tensor, correct: Tensor,
+def _uncertainty_section(scorer: Scorer, test_images: Tensor, test_feats: Tensor, correct: Tensor,
                          ood_images: dict[str, Tensor], ood_desc: dict[str, str], saved_rows: Tensor,
                          opts: EvalOptions, timing: dict) -> dict[str, Any]:
     tic = time.perf_counter()
@@ -430,7 +153,7 @@ def _uncertainty_section(scorer: _Scorer, test_images: Tensor, test_feats: Tenso
             "description": SCORE_DESCRIPTIONS[name],
             "mean_test": float(u.mean()), "std_test": float(u.std()) if len(u) > 1 else 0.0,
             "misclassification": misclassification_detection(u, correct),
-            "selective": {"coverage": _floats(coverage), "accuracy": _floats(accuracy), "aurc": risk,
+            "selective": {"coverage": rounded_floats(coverage), "accuracy": rounded_floats(accuracy), "aurc": risk,
                           "aurc_optimal": aurc_optimal(correct), "eaurc": risk - aurc_optimal(correct)},
             "ood": {ood: {**ood_detection(u, ood_scores[ood][name]), "mean_ood": float(ood_scores[ood][name].mean())}
                     for ood in ood_images},
@@ -440,12 +163,12 @@ def _uncertainty_section(scorer: _Scorer, test_images: Tensor, test_feats: Tenso
 
     if opts.corruptions:
         tic = time.perf_counter()
-        rows = _subsample(len(test_images), opts.corruption_samples, opts.seed)
+        rows = subsample_rows(len(test_images), opts.corruption_samples, opts.seed)
         for name, result in scorer.vs_severity(to_float_images(test_images[rows])).items():
             scores[name]["corruption"] = result
         timing["corruptions"] = time.perf_counter() - tic
 
-    ood_rows = {name: _subsample(len(images), opts.max_saved, opts.seed) for name, images in ood_images.items()}
+    ood_rows = {name: subsample_rows(len(images), opts.max_saved, opts.seed) for name, images in ood_images.items()}
     return {
         "primary": scorer.primary,
         "scores_available": scorer.names,
@@ -457,8 +180,8 @@ def _uncertainty_section(scorer: _Scorer, test_images: Tensor, test_feats: Tenso
         "scores": scores,
         "samples": {
             "test_index": saved_rows.tolist(),
-            "test": {name: _floats(u[saved_rows]) for name, u in test_scores.items()},
-            "ood": {ood: {name: _floats(u[ood_rows[ood]]) for name, u in per.items()}
+            "test": {name: rounded_floats(u[saved_rows]) for name, u in test_scores.items()},
+            "ood": {ood: {name: rounded_floats(u[ood_rows[ood]]) for name, u in per.items()}
                     for ood, per in ood_scores.items()},
         },
     }, test_scores
@@ -487,80 +210,6 @@ def _compression_section(method: Method, kind: str, feats: list[Tensor], splits:
             d //= 2
         out["curve"] = sorted(curve, key=lambda r: r["bits"])
         out["curve_rule"] = "linear probe on the first d dimensions of the code, d = D, D/2, D/4, ..."
-    return out
-
-
-def _tsne(x: Tensor, seed: int) -> Tensor:
-    from sklearn.manifold import TSNE
-
-    n = len(x)
-    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
-    with _threads1():
-        coords = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                      random_state=seed).fit_transform(standardize(x.double())[0].numpy())
-    return torch.from_numpy(coords)
-
-
-def _save_image_grid(rows: list[tuple[str, Tensor, list[str] | None]], path: Path, title: str) -> Path:
-    """Rows of images (float [n, C, H, W] in [0, 1]) with a row label and optional per-image captions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = max(len(images) for _, images, _ in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.1 * cols + 1.2, 1.45 * len(rows) + 0.6), squeeze=False)
-    for r, (label, images, captions) in enumerate(rows):
-        for j in range(cols):
-            ax = axes[r, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j >= len(images):
-                ax.axis("off")
-                continue
-            img = images[j].detach().float().clamp(0, 1).cpu()
-            if img.shape[0] == 1:
-                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-            if captions:
-                ax.set_title(captions[j], fontsize=7)
-            if j == 0:
-                ax.set_ylabel(label, fontsize=9)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _images_section(method: Method, splits: DataSplits, primary: str, scores: Tensor | None, image_dir: Path,
-                    opts: EvalOptions, device) -> dict[str, str]:
-    out = {}
-    test = splits.test
-    if scores is not None:
-        k = min(12, len(scores) // 2)
-        order = torch.argsort(scores, stable=True)
-        rows = []
-        for label, idx in (("most certain", order[:k]), ("least certain", order.flip(0)[:k])):
-            captions = [f"u={scores[i]:.3g}\nclass {test.classes[int(test.labels[i])]}" for i in idx.tolist()]
-            rows.append((label, to_float_images(test.images[idx]), captions))
-        out["certainty"] = str(_save_image_grid(rows, image_dir / "certainty.png",
-                                                f"{method.name}: test images ranked by {primary} uncertainty"))
-    with torch.no_grad():
-        if hasattr(method, "reconstruct"):
-            originals = to_float_images(test.images[:12].to(device))
-            recon = method.reconstruct(originals).float().cpu()
-            out["reconstructions"] = str(_save_image_grid(
-                [("input", originals.cpu(), None), ("reconstruction", recon, None)],
-                image_dir / "reconstructions.png", f"{method.name}: test images and their reconstructions"))
-        if hasattr(method, "sample"):
-            samples = method.sample(24, generator=torch.Generator(device="cpu").manual_seed(opts.seed))
-            samples = samples.float().cpu()
-            out["samples"] = str(_save_image_grid([("", samples[:12], None), ("", samples[12:24], None)],
-                                                  image_dir / "samples.png",
-                                                  f"{method.name}: samples from the generative model"))
     return out
 
 
@@ -671,13 +320,13 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     tic = time.perf_counter()
     geometry: dict[str, Any] = {
         "representation": {"dim": int(feats[2].shape[1]), "effective_rank": effective_rank(feats[2]),
-                           "spectrum": _floats(covariance_spectrum(feats[2]), 8)},
+                           "spectrum": rounded_floats(covariance_spectrum(feats[2]), 8)},
         "embedding": {"dim": int(embedding.shape[1]), "effective_rank": effective_rank(embedding),
-                      "spectrum": _floats(covariance_spectrum(embedding), 8)},
+                      "spectrum": rounded_floats(covariance_spectrum(embedding), 8)},
         "split": "test",
     }
     if opts.alignment:
-        rows = _subsample(len(splits.test), opts.alignment_samples, opts.seed)
+        rows = subsample_rows(len(splits.test), opts.alignment_samples, opts.seed)
         augmenter = build_augmenter(config, splits.image_shape)
         views = augmenter(splits.test.images[rows], views=2, generator=torch.Generator().manual_seed(opts.seed))
         for space, rep_kind in (("embedding", "mean"), ("representation", kind)):
@@ -699,8 +348,8 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         timing["information"] = time.perf_counter() - tic
 
     # ---- uncertainty
-    saved_rows = _subsample(len(splits.test), opts.max_saved, opts.seed)
-    scorer = _Scorer(method, kind, feats[0], opts, device, example=splits.test.images[:2])
+    saved_rows = subsample_rows(len(splits.test), opts.max_saved, opts.seed)
+    scorer = Scorer(method, kind, feats[0], opts, device, example=splits.test.images[:2])
     uncertainty_out, test_scores = None, None
     if opts.uncertainty:
         ood_images, ood_desc = {}, {}
@@ -722,8 +371,8 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     content_style = None
     if opts.style:
         tic = time.perf_counter()
-        tr = _subsample(len(splits.train), opts.style_train_samples, opts.seed)
-        te = _subsample(len(splits.test), opts.style_test_samples, opts.seed)
+        tr = subsample_rows(len(splits.train), opts.style_train_samples, opts.seed)
+        te = subsample_rows(len(splits.test), opts.style_test_samples, opts.seed)
         content_style = content_style_probes(lambda x: method.represent(x.to(device), kind).float(),
                                              splits.train.images[tr], labels[0][tr], splits.test.images[te],
                                              labels[2][te], seed=opts.seed, batch_size=opts.batch_size)
@@ -733,14 +382,14 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     embedding_map = None
     if opts.embedding_map and len(splits.test) >= 5:
         tic = time.perf_counter()
-        rows = _subsample(len(splits.test), opts.map_samples, opts.seed)
-        coords = _tsne(feats[2][rows], opts.seed)
+        rows = subsample_rows(len(splits.test), opts.map_samples, opts.seed)
+        coords = tsne_map(feats[2][rows], opts.seed)
         embedding_map = {"method": "t-SNE (sklearn, perplexity min(30, (n-1)/3), PCA init) of the standardised "
                                    "test representations", "index": rows.tolist(),
-                         "x": _floats(coords[:, 0], 4), "y": _floats(coords[:, 1], 4),
+                         "x": rounded_floats(coords[:, 0], 4), "y": rounded_floats(coords[:, 1], 4),
                          "labels": labels[2][rows].tolist(), "correct": correct[rows].tolist()}
         if test_scores is not None:
-            embedding_map["uncertainty"] = _floats(test_scores[scorer.primary][rows])
+            embedding_map["uncertainty"] = rounded_floats(test_scores[scorer.primary][rows])
             embedding_map["uncertainty_score"] = scorer.primary
         timing["embedding_map"] = time.perf_counter() - tic
 
@@ -750,7 +399,7 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         tic = time.perf_counter()
         primary_scores = test_scores[scorer.primary] if test_scores is not None else scorer.score(
             splits.test.images, scorer.primary)
-        images = _images_section(method, splits, scorer.primary, primary_scores, Path(image_dir), opts, device)
+        images = images_section(method, splits, scorer.primary, primary_scores, Path(image_dir), opts, device)
         timing["images"] = time.perf_counter() - tic
 
     # ---- fine-tuning (opt-in: it trains a copy of the whole network)
@@ -803,7 +452,7 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     timing["total"] = time.perf_counter() - tic_total
     metrics["timing"] = {k: round(v, 3) for k, v in timing.items()}
     metrics["eval_seconds"] = round(timing["total"], 2)
-    return _clean(metrics)
+    return json_clean(metrics)
 
 
 def evaluate_baselines(config: Config, splits: DataSplits, cfg: EvalConfig | None = None) -> dict[str, Any]:

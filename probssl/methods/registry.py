@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Callable
 
 from probssl.config import Config
 from probssl.methods.base import Method

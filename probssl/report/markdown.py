@@ -1,7 +1,7 @@
 """Markdown + JSON reports built from run directories (their eval.json, eval_images/ and metrics.jsonl).
 
 Runs are grouped by their config with the seed (and settings that do not change what is trained, see
-``probssl.evaluation.evaluate.RUNTIME_KEYS``) removed, plus the evaluated representation. A group with
+``probssl.evaluation.options.RUNTIME_KEYS``) removed, plus the evaluated representation. A group with
 several runs is reported as mean ± standard error over its runs (s.e. = sample standard deviation with
 ddof = 1 / sqrt(n)); a group of one run shows the value alone. OUT/metrics.json holds the same numbers
 (every metric of every group as {mean, se, n, values}) and each run's summary.
@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from probssl.evaluation.evaluate import RUNTIME_KEYS
+from probssl.evaluation.options import RUNTIME_KEYS
 from probssl.report.plots import (plot_accuracy_vs_bits, plot_content_style, plot_corruption_curves,
                                   plot_embedding_maps, plot_loss_curves, plot_ood_histograms, plot_selective_curves,
                                   plot_spectra)
@@ -348,7 +348,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, baselines: dic
         class_names = next(iter(first.values())).get("splits", {}).get("classes")
         plots["embedding_map"] = plot_embedding_maps(maps, out / "embedding_map.png", class_names).name
         lines += ["## 5. Embedding map", "", "![t-SNE map](embedding_map.png)", "",
-                  next(iter(maps.values())).get("method", "t-SNE") + f" (at most 2,000 test points per run).", ""]
+                  next(iter(maps.values())).get("method", "t-SNE") + " (at most 2,000 test points per run).", ""]
 
     # ---- image grids (written at eval time)
     image_lines = []

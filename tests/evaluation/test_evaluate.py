@@ -10,7 +10,8 @@ from probssl.config import Config, ConfigError, load_config
 from probssl.data import DataError, load_dataset
 from probssl.evaluation import (EvalOptions, evaluate_method, evaluate_run, linear_probe, linear_probe_predictions,
                                 make_ood_images, representation_bits)
-from probssl.evaluation.evaluate import _adapt_images, _mc_dispersion
+from probssl.evaluation.ood import adapt_images
+from probssl.evaluation.scoring import mc_dispersion
 from probssl.methods import create_method
 from probssl.train import Trainer, load_splits
 
@@ -208,9 +209,9 @@ def test_dataset_ood_is_converted_to_the_run_shape(shared_data_dir):
 
 def test_adapt_images_channels_and_size():
     grey = torch.full((2, 1, 4, 4), 100, dtype=torch.uint8)
-    rgb = _adapt_images(grey, (3, 8, 8))
+    rgb = adapt_images(grey, (3, 8, 8))
     assert rgb.shape == (2, 3, 8, 8) and int(rgb.min()) == int(rgb.max()) == 100
-    back = _adapt_images(torch.full((1, 3, 4, 4), 200, dtype=torch.uint8), (1, 2, 2))
+    back = adapt_images(torch.full((1, 3, 4, 4), 200, dtype=torch.uint8), (1, 2, 2))
     assert back.shape == (1, 1, 2, 2) and int(back.max()) == 200  # luma weights sum to 1
 
 
@@ -228,11 +229,11 @@ def test_representation_bits_rules():
 def test_mc_dispersion_is_zero_for_a_point_mass_and_near_one_for_a_flat_posterior():
     simclr = create_method(load_config("simclr-digits"), (1, 8, 8))
     images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
-    assert torch.allclose(_mc_dispersion(simclr, images, 16, 64, "cpu", 0), torch.zeros(5), atol=1e-6)
+    assert torch.allclose(mc_dispersion(simclr, images, 16, 64, "cpu", 0), torch.zeros(5), atol=1e-6)
     vsimclr = create_method(load_config("vsimclr-digits"), (1, 8, 8))
     # A huge posterior scale relative to the mean: samples are nearly uniform on the sphere.
     vsimclr.head_params = lambda f: (torch.full((len(f), 64), 1e-3), torch.ones(len(f), 64))
-    disp = _mc_dispersion(vsimclr, images, 400, 64, "cpu", 0)
+    disp = mc_dispersion(vsimclr, images, 400, 64, "cpu", 0)
     assert bool((disp > 0.85).all()) and bool((disp <= 1).all())  # E||mean of 400 uniform||~ 1/sqrt(400) = 0.05
 
 

@@ -1,7 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from probssl.config import load_config
 from probssl.distributions import PointMass, ProjectedNormal

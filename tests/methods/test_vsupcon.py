@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from probssl.config import load_config, load_preset
 from probssl.distributions import ProjectedNormal

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from probssl.config import load_config
-from probssl.data import load_dataset
 from probssl.evaluation import evaluate_run
 from probssl.train import Trainer, TrainingError, check_config, latest_checkpoint, load_run
 

@@ -1,0 +1,91 @@
+"""What an evaluation computes: :class:`EvalOptions` and its quick / default / full modes."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from probssl.config import EvalConfig
+from probssl.evaluation.ood import DEFAULT_OOD
+
+__all__ = ["EvalOptions", "RUNTIME_KEYS"]
+
+# Config keys that do not change what is trained (dropped when reports group runs by config).
+RUNTIME_KEYS = ("train.seed", "train.progress", "train.num_threads", "train.device", "train.log_every",
+                "train.checkpoint_every", "train.checkpoint_every_steps", "train.tensorboard",
+                "train.deterministic", "data.data_dir", "data.download")
+
+
+@dataclass
+class EvalOptions:
+    """What :func:`evaluate_method` computes. Defaults: every section, sized to take seconds on digits and
+    well under a minute per section on MNIST-sized data. :meth:`quick` keeps only the core numbers."""
+
+    representation: str = "auto"  # auto (the method's default) | backbone | mean | direction | sample | bits
+    batch_size: int = 1024
+    knn_k: tuple[int, ...] = (1, 5, 10, 20, 50)
+    linear_weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+    ood: tuple[str, ...] = DEFAULT_OOD  # synthetic names (SYNTHETIC_OOD) and/or dataset names (DATASETS)
+    ood_max_images: int = 2000  # OOD images scored per set (a seeded subset)
+    mlp: bool = True
+    clustering: bool = True
+    information: bool = True
+    alignment: bool = True
+    alignment_samples: int | None = 2000  # test images (two augmented views each) for alignment
+    uncertainty: bool = True
+    mc_samples: int = 32  # posterior samples per image for mc_dispersion
+    knn_score_k: int = 10
+    corruptions: bool = True
+    corruption_samples: int | None = 500  # test images corrupted at every severity
+    compression: bool = True
+    compression_curve: bool | None = None  # linear probe on code prefixes; None = only for compressed codes
+    style: bool = True
+    style_train_samples: int | None = 2000
+    style_test_samples: int | None = 1000
+    embedding_map: bool = True
+    map_samples: int = 2000  # t-SNE points
+    images: bool = True
+    max_saved: int = 2000  # per-sample arrays kept in eval.json
+    fine_tune: bool = False  # also fine-tune the whole network (slow: trains a copy of the backbone)
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float = 1e-3
+    seed: int = 0
+
+    MODES: ClassVar[dict[str, dict[str, Any]]]
+
+    MODES = {
+        # Probes (linear, kNN, GMM), geometry, MI and uncertainty/OOD; no MLP, corruptions, style, t-SNE, images.
+        "quick": dict(mlp=False, corruptions=False, style=False, embedding_map=False, images=False,
+                      compression_curve=False),
+        "default": {},
+        # Every section without subsampling caps (t-SNE points and saved arrays stay capped at 2,000).
+        "full": dict(alignment_samples=None, corruption_samples=None, compression_curve=True,
+                     style_train_samples=None, style_test_samples=None),
+    }
+
+    @classmethod
+    def make(cls, mode: str = "default", cfg: EvalConfig | None = None, **overrides) -> "EvalOptions":
+        """Options of ``mode`` (quick | default | full), the run's ``eval`` config section, then ``overrides``."""
+        if mode not in cls.MODES:
+            raise ValueError(f"unknown evaluation mode {mode!r}; choose from {', '.join(cls.MODES)}")
+        base: dict[str, Any] = dict(cls.MODES[mode])
+        if cfg is not None:
+            base.update(representation=cfg.representation, batch_size=cfg.batch_size, knn_k=tuple(cfg.knn_k),
+                        linear_weight_decays=tuple(cfg.linear_weight_decays))
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def quick(cls, **overrides) -> "EvalOptions":
+        return cls.make("quick", **overrides)
+
+    @classmethod
+    def full(cls, **overrides) -> "EvalOptions":
+        return cls.make("full", **overrides)
+
+    @classmethod
+    def from_config(cls, cfg: EvalConfig | None, **overrides) -> "EvalOptions":
+        return cls.make("default", cfg or EvalConfig(), **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -1,0 +1,120 @@
+"""Per-image uncertainty scores: the posterior's own, Monte-Carlo dispersion, sigma-based, kNN distance."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from probssl.evaluation.corruptions import uncertainty_vs_severity
+from probssl.evaluation.features import extract, extract_uncertainty
+from probssl.evaluation.options import EvalOptions
+from probssl.evaluation.uncertainty import knn_distance_score
+from probssl.methods import Method
+from probssl.train import to_float_images
+
+__all__ = ["SCORE_DESCRIPTIONS", "Scorer", "mc_dispersion", "posterior_scores"]
+
+SCORE_DESCRIPTIONS = {
+    "posterior": "posterior(x).uncertainty(): the method's own per-image uncertainty (projected normal: "
+                 "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
+    "mc_dispersion": "1 - ||mean of S unit-normalised posterior samples|| (spherical variance; bits are "
+                     "mapped to +-1 first); 0 = every sample points the same way",
+    "sigma_mean": "mean of the posterior's scale parameters sigma (projected normal, Gaussian); ignores ||m||",
+    "trace": "trace of the posterior covariance, sum of sigma^2 (projected normal: of the underlying Gaussian)",
+    "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
+                    "representations; defined for every method",
+}
+
+
+def dispersion(q, samples: int) -> Tensor:
+    """1 - ||mean of ``samples`` unit-normalised draws from q|| per batch element, [B] (bits -> +-1 first)."""
+    z = q.sample((samples,)).float()  # [S, B, d]
+    if hasattr(q, "probs"):
+        z = 2 * z - 1  # bits -> +-1 so that every code has the same norm
+    return (1 - F.normalize(z, dim=-1).mean(0).norm(dim=-1)).clamp_min(0).cpu()
+
+
+@torch.no_grad()
+def posterior_scores(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
+                      ) -> dict[str, Tensor]:
+    """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
+    for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
+
+    The draws are seeded (``seed``) without disturbing the caller's random state.
+    """
+    method.eval()
+    out: dict[str, list[Tensor]] = {}
+    step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(images), step):
+            q = method.posterior(to_float_images(images[i:i + step].to(device)))
+            out.setdefault("posterior", []).append(q.uncertainty().float().cpu())
+            out.setdefault("mc_dispersion", []).append(dispersion(q, samples))
+            if hasattr(q, "scale"):
+                scale = q.scale.float()
+                out.setdefault("sigma_mean", []).append(scale.mean(-1).cpu())
+                out.setdefault("trace", []).append(scale.pow(2).sum(-1).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
+    """1 - ||mean of unit-normalised posterior samples|| per image, [N]."""
+    return posterior_scores(method, images, samples, batch_size, device, seed)["mc_dispersion"]
+
+
+class Scorer:
+    """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
+
+    At most two forward passes per batch: one posterior (posterior + mc_dispersion) and one representation
+    (knn_distance, skipped when the representation is passed in).
+    """
+
+    def __init__(self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device,
+                 example: Tensor | None = None):
+        self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
+        posterior_names = []
+        if method.probabilistic:
+            posterior_names = ["posterior", "mc_dispersion"]
+            if example is not None:  # sigma-based scores exist when the posterior has a scale parameter
+                posterior_names = list(posterior_scores(method, example, 2, 4, device, opts.seed))
+        self.names = posterior_names + ["knn_distance"]
+        self.primary = "posterior" if method.probabilistic else "knn_distance"
+
+    def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
+        o = self.opts
+        out = {}
+        if self.method.probabilistic:
+            out.update(posterior_scores(self.method, images, o.mc_samples, o.batch_size, self.device, o.seed))
+        if feats is None:
+            feats = extract(self.method, images, self.kind, o.batch_size, self.device)
+        out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
+        return out
+
+    def score(self, images: Tensor, name: str) -> Tensor:
+        if name == "posterior":
+            return extract_uncertainty(self.method, images, self.opts.batch_size, self.device)
+        return self.all(images)[name]
+
+    def vs_severity(self, images: Tensor) -> dict[str, dict]:
+        """``corruptions.uncertainty_vs_severity`` for every score, scoring each corrupted batch ONCE.
+
+        The first call records every score of every batch it is given; the calls for the other scores
+        replay those records (the function asks for the batches in a fixed order: clean, then each
+        corruption at severities 1..5), with the same seeded generator so the corrupted images agree.
+        """
+        records: list[dict[str, Tensor]] = []
+
+        def record(x: Tensor) -> Tensor:
+            records.append(self.all(x))
+            return records[-1][self.names[0]]
+
+        def replay(name: str):
+            it = iter(records)
+            return lambda x: next(it)[name]
+
+        seed = self.opts.seed
+        out = {self.names[0]: uncertainty_vs_severity(record, images, torch.Generator().manual_seed(seed))}
+        for name in self.names[1:]:
+            out[name] = uncertainty_vs_severity(replay(name), images, torch.Generator().manual_seed(seed))
+        return out
