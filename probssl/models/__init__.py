@@ -9,47 +9,13 @@ Backbones map float images ``[N, C, H, W]`` to features ``[N, feature_dim]``.  R
 ``convnet``, ``mlp-simvae``, ``resnet18``, ``resnet50`` and the stem-fixed variants
 ``resnet18-cifar``, ``resnet18-imagenet``, ``resnet50-cifar``, ``resnet50-imagenet``.
 """
-from .registry import BACKBONES, Registry, create_backbone, list_backbones, register_backbone
-from .convnet import ConvBNReLU, ConvNet
-from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet50
-from .mlp import MLPEncoder
-from .heads import BernoulliHead, GaussianHead, GaussianParams, LinearHead, ProjectionHead
-from .decoders import (
-    DECODERS,
-    ConvDecoder,
-    MLPDecoder,
-    ResNetDecoder,
-    create_decoder,
-    decoder_for_backbone,
-    list_decoders,
-    register_decoder,
-)
+# The package exports exactly what each module lists in its __all__.
+from .registry import *  # noqa: F401,F403
+from .convnet import *  # noqa: F401,F403
+from .resnet import *  # noqa: F401,F403
+from .mlp import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .decoders import *  # noqa: F401,F403
+from . import registry, convnet, resnet, mlp, heads, decoders
 
-__all__ = [
-    "BACKBONES",
-    "Registry",
-    "create_backbone",
-    "list_backbones",
-    "register_backbone",
-    "ConvBNReLU",
-    "ConvNet",
-    "BasicBlock",
-    "Bottleneck",
-    "ResNet",
-    "resnet18",
-    "resnet50",
-    "MLPEncoder",
-    "ProjectionHead",
-    "GaussianHead",
-    "GaussianParams",
-    "BernoulliHead",
-    "LinearHead",
-    "DECODERS",
-    "register_decoder",
-    "list_decoders",
-    "create_decoder",
-    "decoder_for_backbone",
-    "MLPDecoder",
-    "ConvDecoder",
-    "ResNetDecoder",
-]
+__all__ = [*registry.__all__, *convnet.__all__, *resnet.__all__, *mlp.__all__, *heads.__all__, *decoders.__all__]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
 
 def to_pair(size: int | Sequence[int]) -> tuple[int, int]:
     """``28 -> (28, 28)``; ``(28, 32) -> (28, 32)``."""
@@ -41,3 +43,13 @@ def check_out_shape(out_shape: Sequence[int]) -> tuple[int, int, int]:
     if len(shape) != 3 or any(s <= 0 for s in shape):
         raise ValueError(f"out_shape must be (C, H, W) with positive entries, got {tuple(out_shape)!r}")
     return shape  # type: ignore[return-value]
+
+
+def init_conv_bn(module: nn.Module) -> None:
+    """He-normal (fan-out, ReLU) for every Conv2d, BatchNorm2d to the identity: the torchvision ResNet init."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

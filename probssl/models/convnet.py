@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ._utils import halve, num_halvings, to_pair
+from ._utils import halve, init_conv_bn, num_halvings, to_pair
 from .registry import register_backbone
 
 __all__ = ["ConvNet", "ConvBNReLU"]
@@ -100,12 +100,7 @@ class ConvNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Feature map before pooling, ``[N, feature_dim, *final_size]``."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ._utils import to_pair
+from ._utils import init_conv_bn, to_pair
 from .registry import register_backbone
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet50", "STEMS"]
@@ -153,12 +153,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*mods)
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if self.zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
