@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -185,7 +186,7 @@ def main() -> int:
                           "threads": args.threads},
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "date": time.strftime("%Y-%m-%d"), "suite_seconds": round(elapsed, 1),
-               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+               "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                "table": {m: {k: list(v) for k, v in rows.items()} for m, rows in table.items()},
                "claims": verdicts}
     (args.results / f"reproduce-{args.dataset}.json").write_text(json.dumps(payload, indent=1))
