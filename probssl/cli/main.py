@@ -24,13 +24,15 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args) -> int:
     from probssl.evaluation import evaluate_run
-    from probssl.train import Trainer
+    from probssl.train import Trainer, teardown_distributed
 
     config = load_config(args.preset, args.config, args.overrides)
     run_dir = Path(args.out or f"runs/{args.preset or config.method.name + '-' + config.data.name}")
     if os.environ.get("RANK", "0") == "0":
         print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
-    Trainer(config, run_dir, resume=args.resume).fit()
+    trainer = Trainer(config, run_dir, resume=args.resume)
+    trainer.fit()
+    teardown_distributed(trainer.dist)
     if args.eval and os.environ.get("RANK", "0") == "0":
         metrics = evaluate_run(run_dir)
         print(json.dumps({k: metrics[k] for k in ("linear_acc", "knn_acc", "effective_rank")}, indent=1))

@@ -37,6 +37,14 @@ def setup_distributed(device_name: str = "auto") -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world, local_rank=local_rank)
 
 
+def teardown_distributed(ctx: DistributedContext) -> None:
+    """Leave the process group together: a rank that exits while another still works can make gloo abort
+    that rank at exit ("terminate called without an active exception")."""
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier(ctx: DistributedContext) -> None:
     if ctx.enabled:
         dist.barrier()

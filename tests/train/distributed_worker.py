@@ -67,4 +67,7 @@ if rank == 0:
     out["loss"] = loss.detach().reshape(1)
     save_file(out, OUT)
 if world > 1:
+    # Tear down together: a rank that left while rank 0 was still writing made gloo abort the other at
+    # exit ("terminate called without an active exception", seen once under CPU contention).
+    dist.barrier()
     dist.destroy_process_group()
