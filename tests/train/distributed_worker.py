@@ -67,7 +67,11 @@ if rank == 0:
     out["loss"] = loss.detach().reshape(1)
     save_file(out, OUT)
 if world > 1:
-    # Tear down together: a rank that left while rank 0 was still writing made gloo abort the other at
-    # exit ("terminate called without an active exception", seen once under CPU contention).
     dist.barrier()
     dist.destroy_process_group()
+# Rank 0 has written its result. Skip the interpreter's teardown: in two full-suite CI runs, rank 0 aborted
+# there ("terminate called without an active exception", a C++ thread destroyed at exit), never in 25
+# isolated runs of this worker. That abort is in process teardown, after the maths this test checks.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
