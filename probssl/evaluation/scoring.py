@@ -36,7 +36,7 @@ def dispersion(q, samples: int) -> Tensor:
 
 @torch.no_grad()
 def posterior_scores(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
-                      ) -> dict[str, Tensor]:
+                     ) -> dict[str, Tensor]:
     """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
     for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
 

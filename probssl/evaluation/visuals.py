@@ -63,7 +63,7 @@ def save_image_grid(rows: list[tuple[str, Tensor, list[str] | None]], path: Path
 
 
 def images_section(method: Method, splits: DataSplits, primary: str, scores: Tensor | None, image_dir: Path,
-                    opts: EvalOptions, device) -> dict[str, str]:
+                   opts: EvalOptions, device) -> dict[str, str]:
     out = {}
     test = splits.test
     if scores is not None:
