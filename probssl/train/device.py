@@ -35,8 +35,8 @@ def autocast(device: torch.device, precision: str):
 
 def use_channels_last(setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str) -> bool:
     """``model.channels_last``: an explicit true/false wins; ``None`` (auto) picks NHWC for models with 2-D
-    convolutions on CPU, where it was measured 13-35 % faster per training step (convnet 8x8 and 28x28,
-    ResNet-18 32x32; docs/benchmarks.md), and on CUDA under mixed precision, where tensor-core convolutions
+    convolutions on CPU, where the convnet's training step measured 25-67 % faster (docs/benchmarks.md,
+    "Channels-last"), and on CUDA under mixed precision, where tensor-core convolutions
     want NHWC. CUDA fp32 stays NCHW (no measurement here)."""
     if setting is not None:
         return setting

@@ -19,3 +19,20 @@ class DeterministicGaussianHead(nn.Module):
 def deterministic_gaussian_head():
     """The class above (importlib test mode cannot import one test module from another)."""
     return DeterministicGaussianHead
+
+
+def _terms_and_replayed_draw(method, views, seed=0):
+    """The method's loss terms under ``seed``, and (loc, scale, z) of the same reparameterised draw redone
+    outside the method: the oracle side of the ELBO tests."""
+    torch.manual_seed(seed)
+    terms = method(views)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        loc, scale = method.encode(views)
+        z = loc + scale * torch.randn_like(loc)
+    return terms, loc, scale, z
+
+
+@pytest.fixture
+def terms_and_replayed_draw():
+    return _terms_and_replayed_draw
