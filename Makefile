@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   -- create .venv if missing, install probssl, train + evaluate + report on digits
-#   make test   -- create .venv if missing, install probssl with test extras, run pytest
+#   make test   -- create .venv if missing, install probssl with test extras, run ruff (lint + format) and pytest
 # TORCH is the torch requirement installed first; the tested CPU build is the default. On a GPU
 # machine use e.g. `make demo TORCH="torch --index-url https://download.pytorch.org/whl/cu124"`.
 PYTHON ?= python3
@@ -32,6 +32,8 @@ demo: install
 	$(VENV)/bin/probssl demo
 
 test: install-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 bench: install

@@ -6,6 +6,7 @@ median of ``--repeats`` timed calls after warm-up, with torch.set_num_threads(1)
 
     python benchmarks/augment_speed.py [--views 2] [--repeats 20] [--threads 1 2] [--blur]
 """
+
 from __future__ import annotations
 
 import argparse

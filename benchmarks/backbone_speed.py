@@ -7,6 +7,7 @@ Cases: ``convnet`` on 1x28x28 at batch 256 (NCHW and channels_last) and ``resnet
 The loss is the mean square of the features (the head and loss cost nothing next to the net).
 The CPU may be shared, so the convnet figure is the best of ``--repeats`` timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probssl.models import create_backbone  # noqa: E402
 
 
-def throughput(name: str, in_channels: int, size: int, batch: int, steps: int, warmup: int,
-               channels_last: bool, repeats: int = 1) -> float:
+def throughput(
+    name: str, in_channels: int, size: int, batch: int, steps: int, warmup: int, channels_last: bool, repeats: int = 1
+) -> float:
     """Images/s of ``steps`` timed training steps; the best of ``repeats`` timings (the CPU is shared)."""
     torch.manual_seed(0)
     model = create_backbone(name, in_channels, size).train()

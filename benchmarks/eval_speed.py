@@ -20,6 +20,7 @@ timed once, end to end, with torch.set_num_threads(--threads):
 
     python benchmarks/eval_speed.py [--threads 2] [--out benchmarks/results/eval_speed.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,16 +43,27 @@ from probssl.evaluation.geometry import covariance_spectrum, effective_rank
 from probssl.evaluation.information import mi_classifier_lower_bound, mi_knn_ksg
 from probssl.evaluation.mlp_probe import mlp_probe
 from probssl.evaluation.probes import knn_probe, linear_probe
-from probssl.evaluation.uncertainty import (aurc, knn_distance_score, misclassification_detection, ood_detection,
-                                            selective_accuracy_curve)
+from probssl.evaluation.uncertainty import (
+    aurc,
+    knn_distance_score,
+    misclassification_detection,
+    ood_detection,
+    selective_accuracy_curve,
+)
 
 BUDGET_S = 60.0
-SUITE = ("linear probe", "kNN probe", "spectrum + erank", "MI lower bound", "MI kNN (Ross)", "uncertainty",
-         "clustering")
+SUITE = (
+    "linear probe",
+    "kNN probe",
+    "spectrum + erank",
+    "MI lower bound",
+    "MI kNN (Ross)",
+    "uncertainty",
+    "clustering",
+)
 
 
-def make_features(num_train=60_000, num_val=6_000, num_test=10_000, num_ood=10_000, dim=128, classes=10,
-                  seed=0):
+def make_features(num_train=60_000, num_val=6_000, num_test=10_000, num_ood=10_000, dim=128, classes=10, seed=0):
     g = torch.Generator().manual_seed(seed)
     means = 0.3 * torch.randn(classes, dim, generator=g)
 
@@ -68,9 +80,12 @@ def uncertainty_suite(train_x, train_y, test_x, test_y, ood_x):
     means = torch.stack([train_x[train_y == c].mean(0) for c in range(int(train_y.max()) + 1)])
     correct = torch.cdist(test_x, means).argmin(1) == test_y
     coverage, accuracy = selective_accuracy_curve(score_in, correct)
-    return {"ood": ood_detection(score_in, score_out),
-            "misclassification": misclassification_detection(score_in, correct),
-            "accuracy_at_50pct_coverage": float(accuracy[coverage >= 0.5][0]), "aurc": aurc(score_in, correct)}
+    return {
+        "ood": ood_detection(score_in, score_out),
+        "misclassification": misclassification_detection(score_in, correct),
+        "accuracy_at_50pct_coverage": float(accuracy[coverage >= 0.5][0]),
+        "aurc": aurc(score_in, correct),
+    }
 
 
 def main() -> None:
@@ -84,8 +99,11 @@ def main() -> None:
     steps = {
         "linear probe": lambda: linear_probe(train_x, train_y, val_x, val_y, test_x, test_y).test_acc,
         "kNN probe": lambda: knn_probe(train_x, train_y, val_x, val_y, test_x, test_y).test_acc,
-        "spectrum + erank": lambda: (covariance_spectrum(train_x)[:3].tolist(), effective_rank(train_x),
-                                     uniformity(test_x)),
+        "spectrum + erank": lambda: (
+            covariance_spectrum(train_x)[:3].tolist(),
+            effective_rank(train_x),
+            uniformity(test_x),
+        ),
         "MI lower bound": lambda: mi_classifier_lower_bound(train_x, train_y, test_x, test_y)["nats"],
         "MI kNN (Ross)": lambda: mi_knn_ksg(test_x, test_y),
         "uncertainty": lambda: uncertainty_suite(train_x, train_y, test_x, test_y, ood_x),
@@ -93,8 +111,10 @@ def main() -> None:
         "MLP probe": lambda: mlp_probe(train_x, train_y, val_x, val_y, test_x, test_y).test_acc,
     }
     seconds, results = {}, {}
-    print(f"torch {torch.__version__}, threads {args.threads}, train {tuple(train_x.shape)}, "
-          f"val {tuple(val_x.shape)}, test {tuple(test_x.shape)}")
+    print(
+        f"torch {torch.__version__}, threads {args.threads}, train {tuple(train_x.shape)}, "
+        f"val {tuple(val_x.shape)}, test {tuple(test_x.shape)}"
+    )
     print(f"{'step':18s} {'seconds':>8s}  result")
     for name, step in steps.items():
         tic = time.perf_counter()
@@ -108,13 +128,28 @@ def main() -> None:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-        "shapes": {"train": list(train_x.shape), "val": list(val_x.shape), "test": list(test_x.shape),
-                   "ood": list(ood_x.shape)},
-        "seconds": {k: round(v, 3) for k, v in seconds.items()}, "suite": list(SUITE),
-        "suite_total_s": round(suite_total, 3), "budget_s": BUDGET_S, "results": results,
-    }, indent=1, default=str))
+    out.write_text(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "threads": args.threads,
+                "shapes": {
+                    "train": list(train_x.shape),
+                    "val": list(val_x.shape),
+                    "test": list(test_x.shape),
+                    "ood": list(ood_x.shape),
+                },
+                "seconds": {k: round(v, 3) for k, v in seconds.items()},
+                "suite": list(SUITE),
+                "suite_total_s": round(suite_total, 3),
+                "budget_s": BUDGET_S,
+                "results": results,
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -4,6 +4,7 @@
 
 Backs the choice in ``probssl.evaluation.probes.linear_probe`` (float32: same accuracies, less time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,10 @@ def main() -> None:
         for wd in WEIGHT_DECAYS:
             params = fit_logistic_regression(train, labels[0], k, wd, init=params)
             w, b = params
-            print(f"{str(dtype).removeprefix('torch.'):8s} {wd:12g} {accuracy(val @ w + b, labels[1]):8.4f} "
-                  f"{accuracy(test @ w + b, labels[2]):9.4f} {time.perf_counter() - tic:13.1f}")
+            print(
+                f"{str(dtype).removeprefix('torch.'):8s} {wd:12g} {accuracy(val @ w + b, labels[1]):8.4f} "
+                f"{accuracy(test @ w + b, labels[2]):9.4f} {time.perf_counter() - tic:13.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ registrations for ``torchvision::nms`` / ``torchvision::qnms`` ("operator does n
 Defining those two operator schemas with ``torch.library`` before the import lets it load. The
 SimCLR transforms and NT-Xent loss the benchmark uses never call either op.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,7 @@ def define_torchvision_op_stubs() -> None:
     try:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor qdets, Tensor scores, Tensor qscale, Tensor zero_point, "
-                   "float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor qdets, Tensor scores, Tensor qscale, Tensor zero_point, float iou_threshold) -> Tensor")
     except RuntimeError:  # already defined (torchvision's own ops loaded, e.g. a CPU build)
         return
     _STUB_LIBRARY = lib
@@ -73,19 +73,22 @@ def setup(venv: Path, force: bool = False) -> bool:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     _pip(python, TORCH)
     _pip(python, "-c", str(ROOT / "constraints.txt"), "lightly")
-    listing = subprocess.run([str(python), "-m", "pip", "list", "--disable-pip-version-check"],
-                             check=True, capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [str(python), "-m", "pip", "list", "--disable-pip-version-check"], check=True, capture_output=True, text=True
+    ).stdout
     cuda = [line.split()[0] for line in listing.splitlines() if line.lower().startswith(("nvidia", "cuda"))]
     if cuda:
-        print(f"lightly pulled CUDA packages ({', '.join(cuda)}): removing {venv}; "
-              "throughput.py will use its PIL peer.")
+        print(
+            f"lightly pulled CUDA packages ({', '.join(cuda)}): removing {venv}; throughput.py will use its PIL peer."
+        )
         shutil.rmtree(venv)
         return False
-    probe = ("import sys; sys.path.insert(0, %r); import peer_setup; peer_setup.define_torchvision_op_stubs(); "
-             "import torch, torchvision, lightly; from lightly.transforms import SimCLRTransform; "
-             "from lightly.loss import NTXentLoss; "
-             "print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'lightly', lightly.__version__)"
-             % str(Path(__file__).resolve().parent))
+    probe = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import peer_setup; peer_setup.define_torchvision_op_stubs(); "
+        "import torch, torchvision, lightly; from lightly.transforms import SimCLRTransform; "
+        "from lightly.loss import NTXentLoss; "
+        "print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'lightly', lightly.__version__)"
+    )
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
     if result.returncode != 0:
         print(result.stderr[-2000:])

@@ -11,6 +11,7 @@ checkpoint, so the suite can run in the background (nohup) across sessions. Outp
   benchmarks/results/reproduce-DATASET.json   per-method mean +- s.e. of every headline number, and verdicts
   benchmarks/results/reproduce-DATASET.md     the claims, one by one, with the numbers that decide them
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,28 @@ def train_and_eval(method: str, dataset: str, seed: int, args) -> Path:
         overrides.append(f"data.data_dir={args.data_dir}")
     sets = sum((["--set", o] for o in overrides), [])
     tic = time.time()
-    run([sys.executable, "-m", "probssl", "train", "--preset", f"{method}-{dataset}", "--out", str(out),
-         "--resume", "auto", *sets], out.parent / f"seed{seed}.log", args.threads)
-    run([sys.executable, "-m", "probssl", "eval", str(out), "--ood", OOD[dataset], *args.eval_args.split()],
-        out.parent / f"seed{seed}.log", args.threads)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "probssl",
+            "train",
+            "--preset",
+            f"{method}-{dataset}",
+            "--out",
+            str(out),
+            "--resume",
+            "auto",
+            *sets,
+        ],
+        out.parent / f"seed{seed}.log",
+        args.threads,
+    )
+    run(
+        [sys.executable, "-m", "probssl", "eval", str(out), "--ood", OOD[dataset], *args.eval_args.split()],
+        out.parent / f"seed{seed}.log",
+        args.threads,
+    )
     print(f"  {method} seed {seed}: {time.time() - tic:.0f} s", flush=True)
     return out
 
@@ -111,32 +130,56 @@ def judge(table, dataset: str) -> list[dict]:
         se = math.sqrt((0 if math.isnan(a[1]) else a[1]) ** 2 + (0 if math.isnan(b[1]) else b[1]) ** 2)
         supported = diff > 0
         strength = "" if se == 0 else (" (within 2 s.e.)" if abs(diff) < 2 * se else "")
-        verdicts.append({"claim": text, "verdict": ("supported" if supported else "not supported") + strength,
-                         "numbers": {f"{left}:{left_key or key}": fmt(a), f"{right}:{key}": fmt(b),
-                                     "difference": f"{diff:+.4f}"}})
+        verdicts.append(
+            {
+                "claim": text,
+                "verdict": ("supported" if supported else "not supported") + strength,
+                "numbers": {
+                    f"{left}:{left_key or key}": fmt(a),
+                    f"{right}:{key}": fmt(b),
+                    "difference": f"{diff:+.4f}",
+                },
+            }
+        )
 
     for v, d in (("vsimclr", "simclr"), ("vsupcon", "supcon")):
         claim(f"{v} linear accuracy >= {d}", v, d, "linear_acc")
         claim(f"{v} effective rank (embedding) > {d} (less dimensional collapse)", v, d, "embedding_effective_rank")
         claim(f"{v} I(Z;Y) (classifier bound, bits) > {d}", v, d, "mi_lb_bits")
-        claim(f"{v} posterior uncertainty detects OOD ({ood}) better than {d}'s kNN-distance score", v, d,
-              f"knn_distance/ood_auroc/{ood}", left_key=f"posterior/ood_auroc/{ood}")
-        claim(f"{v} posterior uncertainty detects errors better than {d}'s kNN-distance score", v, d,
-              "knn_distance/misclassification_auroc", left_key="posterior/misclassification_auroc")
+        claim(
+            f"{v} posterior uncertainty detects OOD ({ood}) better than {d}'s kNN-distance score",
+            v,
+            d,
+            f"knn_distance/ood_auroc/{ood}",
+            left_key=f"posterior/ood_auroc/{ood}",
+        )
+        claim(
+            f"{v} posterior uncertainty detects errors better than {d}'s kNN-distance score",
+            v,
+            d,
+            "knn_distance/misclassification_auroc",
+            left_key="posterior/misclassification_auroc",
+        )
     # SCL's claim is usefulness at a compression rate, not superiority: binary codes count as keeping
     # the content when their linear accuracy is within SCL_BITS_MARGIN of SimCLR's float features.
     bits, ref = table.get("scl-bernoulli", {}), table.get("simclr", {})
     if "linear_acc" in bits and "linear_acc" in ref:
         gap = bits["linear_acc"][0] - ref["linear_acc"][0]
         ratio = bits.get("compression_ratio", (float("nan"),))[0]
-        verdicts.append({
-            "claim": f"scl-bernoulli bits keep simclr's linear accuracy (within {SCL_BITS_MARGIN:.2f}) at a "
-                     f"{ratio:.0f}x compression of the image",
-            "verdict": "supported" if gap >= -SCL_BITS_MARGIN else "not supported",
-            "numbers": {"scl-bernoulli:linear_acc": fmt(bits["linear_acc"]), "simclr:linear_acc": fmt(ref["linear_acc"]),
-                        "difference": f"{gap:+.4f}",
-                        "scl-bernoulli:compression_ratio": fmt(bits.get("compression_ratio", (float("nan"),) * 2)),
-                        "simclr:compression_ratio": fmt(ref.get("compression_ratio", (float("nan"),) * 2))}})
+        verdicts.append(
+            {
+                "claim": f"scl-bernoulli bits keep simclr's linear accuracy (within {SCL_BITS_MARGIN:.2f}) at a "
+                f"{ratio:.0f}x compression of the image",
+                "verdict": "supported" if gap >= -SCL_BITS_MARGIN else "not supported",
+                "numbers": {
+                    "scl-bernoulli:linear_acc": fmt(bits["linear_acc"]),
+                    "simclr:linear_acc": fmt(ref["linear_acc"]),
+                    "difference": f"{gap:+.4f}",
+                    "scl-bernoulli:compression_ratio": fmt(bits.get("compression_ratio", (float("nan"),) * 2)),
+                    "simclr:compression_ratio": fmt(ref.get("compression_ratio", (float("nan"),) * 2)),
+                },
+            }
+        )
     for other in ("vae", "beta-vae", "cr-vae"):
         claim(f"simvae content (linear accuracy) > {other}", "simvae", other, "linear_acc")
     style_keys = sorted({k for m in table.values() for k in m if k.startswith("style_acc/")})
@@ -154,11 +197,20 @@ def main() -> int:
     p.add_argument("--epochs-generative", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=None, help="cap on training images (also for the probes)")
     p.add_argument("--eval-args", default="", help="extra `probssl eval` flags, e.g. '--quick'")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra config override for every training run (repeatable)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads per process (train.num_threads and OMP_NUM_THREADS for eval); 1 when two "
-                        "suites share the 2 cores")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for every training run (repeatable)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per process (train.num_threads and OMP_NUM_THREADS for eval); 1 when two "
+        "suites share the 2 cores",
+    )
     p.add_argument("--data-dir", default=os.environ.get("PROBSSL_DATA"))
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -174,49 +226,98 @@ def main() -> int:
     elapsed = time.time() - tic
     all_dirs = [str(d) for dirs in runs.values() for d in dirs]
     report_dir = args.reports / f"reproduce-{args.dataset}"
-    run([sys.executable, "-m", "probssl", "report", *all_dirs, "--out", str(report_dir),
-         "--title", f"Reproduction on {args.dataset}"], report_dir.parent / f"reproduce-{args.dataset}.log")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "probssl",
+            "report",
+            *all_dirs,
+            "--out",
+            str(report_dir),
+            "--title",
+            f"Reproduction on {args.dataset}",
+        ],
+        report_dir.parent / f"reproduce-{args.dataset}.log",
+    )
 
     table = aggregate(runs)
     verdicts = judge(table, args.dataset)
     args.results.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": args.dataset, "seeds": args.seeds, "methods": args.methods,
-               "budget": {"epochs_contrastive": args.epochs_contrastive, "epochs_generative": args.epochs_generative,
-                          "train_subset": args.train_subset, "eval_args": args.eval_args, "set": args.set,
-                          "threads": args.threads},
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-               "date": time.strftime("%Y-%m-%d"), "suite_seconds": round(elapsed, 1),
-               "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-               "table": {m: {k: list(v) for k, v in rows.items()} for m, rows in table.items()},
-               "claims": verdicts}
+    payload = {
+        "dataset": args.dataset,
+        "seeds": args.seeds,
+        "methods": args.methods,
+        "budget": {
+            "epochs_contrastive": args.epochs_contrastive,
+            "epochs_generative": args.epochs_generative,
+            "train_subset": args.train_subset,
+            "eval_args": args.eval_args,
+            "set": args.set,
+            "threads": args.threads,
+        },
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "date": time.strftime("%Y-%m-%d"),
+        "suite_seconds": round(elapsed, 1),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "table": {m: {k: list(v) for k, v in rows.items()} for m, rows in table.items()},
+        "claims": verdicts,
+    }
     (args.results / f"reproduce-{args.dataset}.json").write_text(json.dumps(payload, indent=1))
 
-    headline = ["linear_acc", "knn_acc", "embedding_effective_rank", "mi_lb_bits", "misclassification_auroc",
-                f"ood_auroc/{OOD[args.dataset]}", "compression_ratio"]
-    lines = [f"## Reproduction on {args.dataset}", "",
-             f"`python benchmarks/{payload['command']}` — {payload['date']}, {payload['machine']['platform']}, "
-             f"{payload['machine']['cpus']} CPUs, {elapsed / 60:.1f} min. Budget: {payload['budget']}. "
-             f"Mean ± standard error over seeds {args.seeds}. Raw numbers: `benchmarks/results/reproduce-{args.dataset}.json`.",
-             "", "| method | " + " | ".join(headline) + " |", "|---|" + "---|" * len(headline)]
+    headline = [
+        "linear_acc",
+        "knn_acc",
+        "embedding_effective_rank",
+        "mi_lb_bits",
+        "misclassification_auroc",
+        f"ood_auroc/{OOD[args.dataset]}",
+        "compression_ratio",
+    ]
+    lines = [
+        f"## Reproduction on {args.dataset}",
+        "",
+        f"`python benchmarks/{payload['command']}` — {payload['date']}, {payload['machine']['platform']}, "
+        f"{payload['machine']['cpus']} CPUs, {elapsed / 60:.1f} min. Budget: {payload['budget']}. "
+        f"Mean ± standard error over seeds {args.seeds}. Raw numbers: `benchmarks/results/reproduce-{args.dataset}.json`.",
+        "",
+        "| method | " + " | ".join(headline) + " |",
+        "|---|" + "---|" * len(headline),
+    ]
     for m, rows in table.items():
         lines.append(f"| {m} | " + " | ".join(fmt(rows[k]) if k in rows else "–" for k in headline) + " |")
     ood = OOD[args.dataset]
-    lines += ["", f"Uncertainty scores (AUROC; OOD = {ood}; higher is better):", "",
-              "| method | score | OOD AUROC | misclassification AUROC |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"Uncertainty scores (AUROC; OOD = {ood}; higher is better):",
+        "",
+        "| method | score | OOD AUROC | misclassification AUROC |",
+        "|---|---|---|---|",
+    ]
     for m, rows in table.items():
         for score in sorted({k.split("/")[0] for k in rows if k.endswith("/misclassification_auroc")}):
-            lines.append(f"| {m} | {score} | {fmt(rows.get(f'{score}/ood_auroc/{ood}', (math.nan, math.nan)))} | "
-                         f"{fmt(rows[f'{score}/misclassification_auroc'])} |")
+            lines.append(
+                f"| {m} | {score} | {fmt(rows.get(f'{score}/ood_auroc/{ood}', (math.nan, math.nan)))} | "
+                f"{fmt(rows[f'{score}/misclassification_auroc'])} |"
+            )
     style = sorted({k for rows in table.values() for k in rows if k.startswith("style_acc/")})
     if style:
-        lines += ["", "Content and style probes (accuracy):", "",
-                  "| method | content_acc | " + " | ".join(style) + " |", "|---|---|" + "---|" * len(style)]
+        lines += [
+            "",
+            "Content and style probes (accuracy):",
+            "",
+            "| method | content_acc | " + " | ".join(style) + " |",
+            "|---|---|" + "---|" * len(style),
+        ]
         for m, rows in table.items():
-            lines.append(f"| {m} | " + " | ".join(fmt(rows[k]) if k in rows else "–" for k in ["content_acc", *style])
-                         + " |")
+            lines.append(
+                f"| {m} | " + " | ".join(fmt(rows[k]) if k in rows else "–" for k in ["content_acc", *style]) + " |"
+            )
     lines += ["", "| claim | verdict | numbers |", "|---|---|---|"]
     for v in verdicts:
-        lines.append(f"| {v['claim']} | {v['verdict']} | " + "; ".join(f"{k} {x}" for k, x in v["numbers"].items()) + " |")
+        lines.append(
+            f"| {v['claim']} | {v['verdict']} | " + "; ".join(f"{k} {x}" for k, x in v["numbers"].items()) + " |"
+        )
     (args.results / f"reproduce-{args.dataset}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -39,6 +39,7 @@ temporary directory unless ``--out`` is given. Before measuring, the script wait
 ``--profile ROW`` (e.g. ``convnet/simclr``, ``convnet/peer-lightly``) runs one row under
 ``torch.profiler`` and prints the phase times and the by-op table instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,33 +83,61 @@ METHODS = [  # (row name, preset, extra overrides)
     ("SCL (Bernoulli)", "scl-bernoulli-mnist", []),
     ("SimVAE", "simvae-mnist", []),
 ]
-COMMON_OVERRIDES = [f"train.batch_size={BATCH}", f"train.num_threads={THREADS}", "train.device=cpu",
-                    "train.precision=fp32", "train.progress=false", "train.tensorboard=false"]
+COMMON_OVERRIDES = [
+    f"train.batch_size={BATCH}",
+    f"train.num_threads={THREADS}",
+    "train.device=cpu",
+    "train.precision=fp32",
+    "train.progress=false",
+    "train.tensorboard=false",
+]
 
 
 # ============================================================================ the rows
 
-def row_specs(backbones: list[str], peer: str, quick: bool, peer_python: str | None,
-              extra_overrides: list[str] | None = None) -> list[dict]:
+
+def row_specs(
+    backbones: list[str], peer: str, quick: bool, peer_python: str | None, extra_overrides: list[str] | None = None
+) -> list[dict]:
     specs = []
     for bb in backbones:
         shape, bb_overrides, steps, quick_steps = BACKBONES[bb]
         warmup, timed, rounds = quick_steps if quick else steps
-        base = {"backbone": bb, "shape": list(shape), "batch": BATCH, "warmup": warmup, "timed": timed,
-                "rounds": rounds}
+        base = {
+            "backbone": bb,
+            "shape": list(shape),
+            "batch": BATCH,
+            "warmup": warmup,
+            "timed": timed,
+            "rounds": rounds,
+        }
         specs.append({**base, "key": f"{bb}/bare", "kind": "bare", "label": "bare backbone (fwd+bwd+AdamW, pre-made)"})
         for name, preset, extra in METHODS:
             overrides = COMMON_OVERRIDES + [f"model.backbone={bb}"] + bb_overrides + extra + list(extra_overrides or [])
-            specs.append({**base, "key": f"{bb}/{preset.removesuffix('-mnist')}", "kind": "probssl",
-                          "label": f"probssl {name}", "method": name, "preset": preset, "overrides": overrides})
+            specs.append(
+                {
+                    **base,
+                    "key": f"{bb}/{preset.removesuffix('-mnist')}",
+                    "kind": "probssl",
+                    "label": f"probssl {name}",
+                    "method": name,
+                    "preset": preset,
+                    "overrides": overrides,
+                }
+            )
         simclr = next(s for s in specs if s["key"] == f"{bb}/simclr")
         # The limit runs in the memory format probssl's Trainer would pick (auto: NHWC on CPU).
         bare = next(s for s in specs if s["key"] == f"{bb}/bare")
         bare["channels_last"] = probssl_config(simclr["preset"], simclr["overrides"]).model.channels_last
         if peer != "none":
-            spec = {**base, "key": f"{bb}/peer-{peer}", "kind": f"peer-{peer}", "workers": PEER_WORKERS,
-                    "augment": probssl_augment_params(simclr["preset"], simclr["overrides"], shape),
-                    "temperature": probssl_config(simclr["preset"], simclr["overrides"]).method.temperature}
+            spec = {
+                **base,
+                "key": f"{bb}/peer-{peer}",
+                "kind": f"peer-{peer}",
+                "workers": PEER_WORKERS,
+                "augment": probssl_augment_params(simclr["preset"], simclr["overrides"], shape),
+                "temperature": probssl_config(simclr["preset"], simclr["overrides"]).method.temperature,
+            }
             if peer == "lightly":
                 spec["label"] = f"peer: lightly SimCLR ({PEER_WORKERS}-worker DataLoader)"
                 spec["python"] = peer_python
@@ -127,9 +156,19 @@ def paired_specs(specs: list[dict], quick: bool) -> list[dict]:
     for bb in dict.fromkeys(s["backbone"] for s in specs):
         members = [next(s for s in specs if s["key"] == f"{bb}/{name}") for name in PAIRED_ROWS]
         warmup, timed = PAIRED_STEPS[bb][1 if quick else 0]
-        out.append({"key": f"{bb}/paired", "kind": "paired", "backbone": bb, "batch": BATCH, "warmup": warmup,
-                    "timed": timed, "rounds": 1, "members": [{**m, "warmup": warmup, "timed": timed} for m in members],
-                    "label": "same-process A/B: " + ", ".join(PAIRED_ROWS)})
+        out.append(
+            {
+                "key": f"{bb}/paired",
+                "kind": "paired",
+                "backbone": bb,
+                "batch": BATCH,
+                "warmup": warmup,
+                "timed": timed,
+                "rounds": 1,
+                "members": [{**m, "warmup": warmup, "timed": timed} for m in members],
+                "label": "same-process A/B: " + ", ".join(PAIRED_ROWS),
+            }
+        )
     return out
 
 
@@ -151,6 +190,7 @@ def probssl_augment_params(preset: str, overrides: list[str], shape) -> dict:
 
 # ============================================================================ runners (in the worker)
 
+
 class Phases:
     """Accumulates wall time per named phase of one step."""
 
@@ -164,6 +204,7 @@ class Phases:
                 return fn(*args, **kwargs)
             finally:
                 self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - t0
+
         return timed
 
     def take(self) -> dict[str, float]:
@@ -180,8 +221,12 @@ def synthetic_splits(shape, n: int, seed: int = 0):
     classes = tuple(str(i) for i in range(10))
 
     def split(m):
-        return ImageDataset(images=torch.randint(0, 256, (m, *shape), dtype=torch.uint8, generator=g),
-                            labels=torch.randint(0, 10, (m,), generator=g), classes=classes, name="synthetic")
+        return ImageDataset(
+            images=torch.randint(0, 256, (m, *shape), dtype=torch.uint8, generator=g),
+            labels=torch.randint(0, 10, (m,), generator=g),
+            classes=classes,
+            name="synthetic",
+        )
 
     return DataSplits(train=split(n), val=split(32), test=split(32))
 
@@ -198,8 +243,9 @@ class ProbsslRunner:
         config = probssl_config(spec["preset"], spec["overrides"])
         self.tmp = tempfile.TemporaryDirectory(prefix="probssl-bench-")
         n = 4 * spec["batch"]
-        self.trainer = Trainer(config, Path(self.tmp.name) / "run", splits=synthetic_splits(spec["shape"], n),
-                               echo=lambda _m: None)
+        self.trainer = Trainer(
+            config, Path(self.tmp.name) / "run", splits=synthetic_splits(spec["shape"], n), echo=lambda _m: None
+        )
         self.trainer.model.train()
         self.phases = Phases()
         t = self.trainer
@@ -261,6 +307,7 @@ class BareRunner:
 
 
 # ---------------------------------------------------------------------------- peers
+
 
 class PILSimCLRViews:
     """Per-image SimCLR views with PIL + numpy, the recipe of ``AugmentParams``: RandomResizedCrop
@@ -367,13 +414,25 @@ class PeerRunner:
             # lightly scales (cj_bright, cj_contrast, cj_sat, cj_hue) by cj_strength: strength 1 and the
             # recipe's own values reproduce probssl's jitter exactly.
             transform = SimCLRTransform(
-                input_size=h, cj_prob=p["jitter_p"], cj_strength=1.0, cj_bright=b, cj_contrast=p["contrast"],
-                cj_sat=s, cj_hue=p["hue"], min_scale=p["crop_scale"][0], random_gray_scale=p["grayscale_p"],
-                gaussian_blur=p["blur_p"], vf_prob=p["vflip_p"], hf_prob=p["hflip_p"], rr_prob=0.0, normalize=None)
+                input_size=h,
+                cj_prob=p["jitter_p"],
+                cj_strength=1.0,
+                cj_bright=b,
+                cj_contrast=p["contrast"],
+                cj_sat=s,
+                cj_hue=p["hue"],
+                min_scale=p["crop_scale"][0],
+                random_gray_scale=p["grayscale_p"],
+                gaussian_blur=p["blur_p"],
+                vf_prob=p["vflip_p"],
+                hf_prob=p["hflip_p"],
+                rr_prob=0.0,
+                normalize=None,
+            )
             dataset_rng = False
             self.loss_fn = NTXentLoss(temperature=spec["temperature"])
             head_cls = lambda fd: SimCLRProjectionHead(fd, 512, 128)  # noqa: E731
-            self.loss = lambda z: self.loss_fn(z[: self.batch], z[self.batch:])
+            self.loss = lambda z: self.loss_fn(z[: self.batch], z[self.batch :])
         else:
             from probssl.losses import info_nce
             from probssl.models import ProjectionHead
@@ -383,8 +442,9 @@ class PeerRunner:
             dataset_rng = True
             head_cls = lambda fd: ProjectionHead(fd, 512, 128)  # noqa: E731
             temperature = spec["temperature"]
-            self.loss = lambda z: info_nce(torch.nn.functional.normalize(z, dim=-1).reshape(VIEWS, self.batch, -1),
-                                           temperature, gather=False)
+            self.loss = lambda z: info_nce(
+                torch.nn.functional.normalize(z, dim=-1).reshape(VIEWS, self.batch, -1), temperature, gather=False
+            )
         from probssl.models import create_backbone
 
         torch.set_num_threads(THREADS)
@@ -398,8 +458,13 @@ class PeerRunner:
         n = self.batch * (spec["warmup"] + spec["timed"] + 2 * spec["workers"] + 1)  # one epoch covers the run
         images = np.random.default_rng(0).integers(0, 256, (n, h, w, c), dtype=np.uint8)
         self.loader = torch.utils.data.DataLoader(
-            PeerDataset(images, transform, pil_rng=dataset_rng), batch_size=self.batch, shuffle=True,
-            num_workers=spec["workers"], drop_last=True, persistent_workers=spec["workers"] > 0)
+            PeerDataset(images, transform, pil_rng=dataset_rng),
+            batch_size=self.batch,
+            shuffle=True,
+            num_workers=spec["workers"],
+            drop_last=True,
+            persistent_workers=spec["workers"] > 0,
+        )
         self.it = iter(self.loader)
 
     def step(self) -> dict[str, float]:
@@ -417,8 +482,13 @@ class PeerRunner:
         self.opt.step()
         loss.item()
         t4 = time.perf_counter()
-        return {"data wait": t1 - t0, "forward+loss": t2 - t1, "backward+rest": t3 - t2, "optimizer": t4 - t3,
-                "total": t4 - t0}
+        return {
+            "data wait": t1 - t0,
+            "forward+loss": t2 - t1,
+            "backward+rest": t3 - t2,
+            "optimizer": t4 - t3,
+            "total": t4 - t0,
+        }
 
 
 def _import_probssl_models_only() -> None:
@@ -571,6 +641,7 @@ def worker(spec: dict) -> dict:
 
 # ============================================================================ the driver
 
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -586,12 +657,17 @@ def wait_for_quiet_cpu(max_load: float, max_wait: float) -> dict:
     start = time.time()
     load = os.getloadavg()
     while load[0] >= max_load and time.time() - start < max_wait:
-        print(f"load average {load[0]:.2f} >= {max_load}: waiting 30 s "
-              f"({time.time() - start:.0f}/{max_wait:.0f} s)", flush=True)
+        print(
+            f"load average {load[0]:.2f} >= {max_load}: waiting 30 s ({time.time() - start:.0f}/{max_wait:.0f} s)",
+            flush=True,
+        )
         time.sleep(30)
         load = os.getloadavg()
-    return {"load_avg": [round(x, 2) for x in load], "waited_s": round(time.time() - start, 1),
-            "quiet": load[0] < max_load}
+    return {
+        "load_avg": [round(x, 2) for x in load],
+        "waited_s": round(time.time() - start, 1),
+        "quiet": load[0] < max_load,
+    }
 
 
 def wait_for_idle_cores(max_busy: float = 0.1, max_wait: float = 60.0, window: float = 5.0) -> float:
@@ -621,11 +697,13 @@ def run_row(spec: dict, timeout: float) -> dict:
     wall = time.perf_counter() - t0
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG):])
+            result = json.loads(line[len(RESULT_TAG) :])
             result["process_wall_s"] = wall
             return result
-    return {"error": f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1][-400:],
-            "stderr_tail": proc.stderr[-3000:]}
+    return {
+        "error": f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1][-400:],
+        "stderr_tail": proc.stderr[-3000:],
+    }
 
 
 def paired(rows: dict, a: str, b: str, fn) -> list[float]:
@@ -651,7 +729,9 @@ def aggregate(spec: dict, rounds: list[dict]) -> dict:
     row["step_s_median"] = statistics.median(steps)
     row["images_per_s"] = spec["batch"] / row["step_s_median"]
     row["images_per_s_per_round"] = [round(r["images_per_s"], 2) for r in ok]
-    row["phases_ms_median"] = {k: statistics.median(v for r in ok for v in r["phases_ms"][k]) for k in ok[0]["phases_ms"]}
+    row["phases_ms_median"] = {
+        k: statistics.median(v for r in ok for v in r["phases_ms"][k]) for k in ok[0]["phases_ms"]
+    }
     row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ok)
     row["peak_rss_children_mb"] = max(r["peak_rss_children_mb"] for r in ok)
     row["cpu_utilisation"] = statistics.median(r["cpu_utilisation"] for r in ok)
@@ -674,22 +754,48 @@ def evaluate_targets(rows: list[dict], same_process: list[dict]) -> list[dict]:
             t = dict(zip(ab["keys"], ab["step_s"]))
             bare, simclr, vsimclr = (t.get(f"{bb}/{n}") for n in PAIRED_ROWS)
             for name, values, threshold, ok in (
-                    ("SimCLR step >= 0.85x bare backbone", [b / s for b, s in zip(bare, simclr)], 0.85,
-                     lambda v: v >= 0.85),
-                    ("VSimCLR costs <= 5% more than SimCLR", [v / s - 1 for v, s in zip(vsimclr, simclr)], 0.05,
-                     lambda v: v <= 0.05)):
+                (
+                    "SimCLR step >= 0.85x bare backbone",
+                    [b / s for b, s in zip(bare, simclr)],
+                    0.85,
+                    lambda v: v >= 0.85,
+                ),
+                (
+                    "VSimCLR costs <= 5% more than SimCLR",
+                    [v / s - 1 for v, s in zip(vsimclr, simclr)],
+                    0.05,
+                    lambda v: v <= 0.05,
+                ),
+            ):
                 v = statistics.median(values)
-                targets.append({"backbone": bb, "target": name, "value": round(v, 3), "source": "same process",
-                                "per_step": [round(x, 3) for x in values], "threshold": threshold, "met": ok(v),
-                                "contended": ab["contended"]})
+                targets.append(
+                    {
+                        "backbone": bb,
+                        "target": name,
+                        "value": round(v, 3),
+                        "source": "same process",
+                        "per_step": [round(x, 3) for x in values],
+                        "threshold": threshold,
+                        "met": ok(v),
+                        "contended": ab["contended"],
+                    }
+                )
         peer = next((k for k in by_key if k.startswith(f"{bb}/peer-")), None)
         if peer and f"{bb}/simclr" in by_key:
             values = paired(by_key, f"{bb}/simclr", peer, lambda a, b: a["images_per_s"] / b["images_per_s"])
             v = statistics.median(values)
-            targets.append({"backbone": bb, "target": f"probssl SimCLR >= 2x the peer ({by_key[peer]['kind']})",
-                            "value": round(v, 3), "source": "rounds", "per_round": [round(x, 3) for x in values],
-                            "threshold": 2.0, "met": v >= 2.0,
-                            "contended": by_key[f"{bb}/simclr"]["contended"] or by_key[peer]["contended"]})
+            targets.append(
+                {
+                    "backbone": bb,
+                    "target": f"probssl SimCLR >= 2x the peer ({by_key[peer]['kind']})",
+                    "value": round(v, 3),
+                    "source": "rounds",
+                    "per_round": [round(x, 3) for x in values],
+                    "threshold": 2.0,
+                    "met": v >= 2.0,
+                    "contended": by_key[f"{bb}/simclr"]["contended"] or by_key[peer]["contended"],
+                }
+            )
     return targets
 
 
@@ -723,41 +829,63 @@ def markdown(report: dict) -> str:
         flag = " †" if r.get("contended") else ""
         per_round = r["images_per_s_per_round"]
         spread = f"{min(per_round):.1f}-{max(per_round):.1f}" if len(per_round) > 1 else "(1 round)"
-        lines.append(f"| {name}{flag} | {VIEWS} | {r['images_per_s']:.1f} | {spread} | {1e3 * r['step_s_median']:.0f} | "
-                     f"{ratio} | {rss} |")
+        lines.append(
+            f"| {name}{flag} | {VIEWS} | {r['images_per_s']:.1f} | {spread} | {1e3 * r['step_s_median']:.0f} | "
+            f"{ratio} | {rss} |"
+        )
     s = report["settings"]
-    lines += ["", f"Steps per row (warm-up + timed) x rounds: " + "; ".join(
-        f"{bb} {v['warmup']} + {v['timed']} x {v['rounds']}" for bb, v in s["steps"].items()) + "."]
+    lines += [
+        "",
+        "Steps per row (warm-up + timed) x rounds: "
+        + "; ".join(f"{bb} {v['warmup']} + {v['timed']} x {v['rounds']}" for bb, v in s["steps"].items())
+        + ".",
+    ]
     if any(r.get("contended") for r in report["results"]):
-        lines += ["", f"† other processes used > {100 * s['max_foreign']:.0f}% of the cores while this row was "
-                  "timed (even after a re-measurement): its figure is polluted."]
+        lines += [
+            "",
+            f"† other processes used > {100 * s['max_foreign']:.0f}% of the cores while this row was "
+            "timed (even after a re-measurement): its figure is polluted.",
+        ]
     if report.get("same_process"):
-        lines += ["", "Same process, steps interleaved (bare, SimCLR, VSimCLR, then rotated), which cancels "
-                  "the machine's drift and per-process effects out of the ratios:", "",
-                  "| backbone | timed steps each | bare img/s | SimCLR img/s | VSimCLR img/s |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "Same process, steps interleaved (bare, SimCLR, VSimCLR, then rotated), which cancels "
+            "the machine's drift and per-process effects out of the ratios:",
+            "",
+            "| backbone | timed steps each | bare img/s | SimCLR img/s | VSimCLR img/s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for p in report["same_process"]:
             if "images_per_s" in p:
-                lines.append(f"| {p['backbone']}{' †' if p.get('contended') else ''} | {p['timed']} | "
-                             + " | ".join(f"{x:.1f}" for x in p["images_per_s"]) + " |")
+                lines.append(
+                    f"| {p['backbone']}{' †' if p.get('contended') else ''} | {p['timed']} | "
+                    + " | ".join(f"{x:.1f}" for x in p["images_per_s"])
+                    + " |"
+                )
     lines += ["", "| backbone | target | measured | from | verdict |", "| --- | --- | ---: | --- | --- |"]
     for t in report["targets"]:
         verdict = ("met" if t["met"] else "MISSED") + (" (contended)" if t["contended"] else "")
-        source = ("median of per-step ratios, same process" if t["source"] == "same process"
-                  else "median of round-paired ratios (" + ", ".join(f"{x:.2f}" for x in t["per_round"]) + ")")
+        source = (
+            "median of per-step ratios, same process"
+            if t["source"] == "same process"
+            else "median of round-paired ratios (" + ", ".join(f"{x:.2f}" for x in t["per_round"]) + ")"
+        )
         lines.append(f"| {t['backbone']} | {t['target']} | {t['value']:.3f} | {source} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
-def profile_row(key: str, peer_python: str | None, steps: int, sort: str, limit: int,
-                extra_overrides: list[str] | None = None) -> None:
+def profile_row(
+    key: str, peer_python: str | None, steps: int, sort: str, limit: int, extra_overrides: list[str] | None = None
+) -> None:
     """Run one row (in its own interpreter: the peer venv for the lightly peer) under torch.profiler."""
     peer = "lightly" if key.endswith("/peer-lightly") else "pil"
     specs = row_specs(list(BACKBONES), peer, False, peer_python, extra_overrides)
     spec = next((s for s in specs if s["key"] == key), None)
     if spec is None:
-        sys.exit(f"unknown row {key!r}; rows: {', '.join(s['key'] for s in specs)}, "
-                 + ", ".join(f"{bb}/peer-lightly" for bb in BACKBONES))
+        sys.exit(
+            f"unknown row {key!r}; rows: {', '.join(s['key'] for s in specs)}, "
+            + ", ".join(f"{bb}/peer-lightly" for bb in BACKBONES)
+        )
     python = spec.pop("python", None) or sys.executable
     spec["profile"] = {"steps": steps, "sort": sort, "rows": limit}
     subprocess.run([python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)], cwd=str(ROOT), check=True)
@@ -787,58 +915,110 @@ def measure(spec: dict, args, t_start: float, rnd: int) -> dict:
     """One round of one row in a fresh subprocess; measured again (up to ``--retries`` times, while
     ``--retry-until`` allows) if other processes used more than ``--max-foreign`` of the cores."""
     load = [round(x, 2) for x in os.getloadavg()]
-    print(f"[{time.perf_counter() - t_start:5.0f} s] round {rnd + 1} {spec['key']:28s} (load {load[0]:.2f}) ... ",
-          end="", flush=True)
+    print(
+        f"[{time.perf_counter() - t_start:5.0f} s] round {rnd + 1} {spec['key']:28s} (load {load[0]:.2f}) ... ",
+        end="",
+        flush=True,
+    )
     attempts = []
     while True:
         result = run_row(spec, args.timeout)
         attempts.append(result)
         contention = result.get("foreign_cpu_fraction", 0.0) + result.get("steal_fraction", 0.0)
-        if ("images_per_s" not in result or contention <= args.max_foreign or len(attempts) > args.retries
-                or time.perf_counter() - t_start > args.retry_until):
+        if (
+            "images_per_s" not in result
+            or contention <= args.max_foreign
+            or len(attempts) > args.retries
+            or time.perf_counter() - t_start > args.retry_until
+        ):
             break
         busy = wait_for_idle_cores()
-        print(f"contended ({100 * contention:.0f}% of the cores used by other processes), again "
-              f"(machine now {100 * busy:.0f}% busy) ... ", end="", flush=True)
+        print(
+            f"contended ({100 * contention:.0f}% of the cores used by other processes), again "
+            f"(machine now {100 * busy:.0f}% busy) ... ",
+            end="",
+            flush=True,
+        )
     ok = [a for a in attempts if "images_per_s" in a]
     if ok:  # the least contended attempt
         result = min(ok, key=lambda a: a["foreign_cpu_fraction"] + a["steal_fraction"])
         result["contended"] = result["foreign_cpu_fraction"] + result["steal_fraction"] > args.max_foreign
-        rate = (" / ".join(f"{x:.1f}" for x in result["images_per_s"]) if isinstance(result["images_per_s"], list)
-                else f"{result['images_per_s']:8.1f}")
-        print(f"{rate} img/s  (cpu {result['cpu_utilisation']:.2f}, others {result['foreign_cpu_fraction']:.2f}, "
-              f"rss {result['peak_rss_mb']:.0f} MB)", flush=True)
+        rate = (
+            " / ".join(f"{x:.1f}" for x in result["images_per_s"])
+            if isinstance(result["images_per_s"], list)
+            else f"{result['images_per_s']:8.1f}"
+        )
+        print(
+            f"{rate} img/s  (cpu {result['cpu_utilisation']:.2f}, others {result['foreign_cpu_fraction']:.2f}, "
+            f"rss {result['peak_rss_mb']:.0f} MB)",
+            flush=True,
+        )
     else:
         print(f"ERROR {result['error']}", flush=True)
-    result.update(round=rnd, load_avg_before=load, attempts=[
-        {"images_per_s": a.get("images_per_s"), "foreign_cpu_fraction": a.get("foreign_cpu_fraction"),
-         "steal_fraction": a.get("steal_fraction"), "error": a.get("error")} for a in attempts])
+    result.update(
+        round=rnd,
+        load_avg_before=load,
+        attempts=[
+            {
+                "images_per_s": a.get("images_per_s"),
+                "foreign_cpu_fraction": a.get("foreign_cpu_fraction"),
+                "steal_fraction": a.get("steal_fraction"),
+                "error": a.get("error"),
+            }
+            for a in attempts
+        ],
+    )
     return result
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="convnet rows only, few steps (a smoke check)")
-    parser.add_argument("--out", default=None, help="results directory (default benchmarks/results; "
-                        "a temporary directory with --quick)")
-    parser.add_argument("--peer", choices=("lightly", "pil", "none"), default=None,
-                        help="peer pipeline (default: lightly if its venv exists, else pil)")
-    parser.add_argument("--peer-venv", default=peer_setup.DEFAULT_VENV,
-                        help="venv made by benchmarks/peer_setup.py (default: %(default)s; env PROBSSL_BENCH_VENV)")
+    parser.add_argument(
+        "--out", default=None, help="results directory (default benchmarks/results; a temporary directory with --quick)"
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("lightly", "pil", "none"),
+        default=None,
+        help="peer pipeline (default: lightly if its venv exists, else pil)",
+    )
+    parser.add_argument(
+        "--peer-venv",
+        default=peer_setup.DEFAULT_VENV,
+        help="venv made by benchmarks/peer_setup.py (default: %(default)s; env PROBSSL_BENCH_VENV)",
+    )
     parser.add_argument("--backbones", nargs="+", choices=list(BACKBONES), default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config override for every probssl row, e.g. --set model.channels_last=true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for every probssl row, e.g. --set model.channels_last=true",
+    )
     parser.add_argument("--max-load", type=float, default=1.0, help="wait until the 1-min load average is below this")
-    parser.add_argument("--load-wait", type=float, default=None,
-                        help="seconds to wait at most for that (default 600, 0 with --quick)")
+    parser.add_argument(
+        "--load-wait", type=float, default=None, help="seconds to wait at most for that (default 600, 0 with --quick)"
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds per row")
-    parser.add_argument("--max-foreign", type=float, default=0.1,
-                        help="a row during which other processes used more than this fraction of the cores "
-                             "is measured again (default %(default)s)")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.1,
+        help="a row during which other processes used more than this fraction of the cores "
+        "is measured again (default %(default)s)",
+    )
     parser.add_argument("--retries", type=int, default=1, help="re-measurements of a contended row")
-    parser.add_argument("--retry-until", type=float, default=420,
-                        help="no re-measurement once this many seconds have passed (keeps the run < 15 min)")
+    parser.add_argument(
+        "--retry-until",
+        type=float,
+        default=420,
+        help="no re-measurement once this many seconds have passed (keeps the run < 15 min)",
+    )
     parser.add_argument("--profile", metavar="ROW", help="profile one row (e.g. convnet/simclr) and exit")
     parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--profile-sort", default="self_cpu_time_total")
@@ -857,11 +1037,16 @@ def main(argv: list[str] | None = None) -> None:
 
     peer = args.peer or ("lightly" if Path(peer_python).exists() else "pil")
     if peer == "lightly" and not Path(peer_python).exists():
-        sys.exit(f"--peer lightly needs the peer venv {args.peer_venv}: run `python3 benchmarks/peer_setup.py` "
-                 "(or use --peer pil)")
+        sys.exit(
+            f"--peer lightly needs the peer venv {args.peer_venv}: run `python3 benchmarks/peer_setup.py` "
+            "(or use --peer pil)"
+        )
     backbones = args.backbones or (["convnet"] if args.quick else list(BACKBONES))
-    out = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="throughput-quick-")) if args.quick
-                                           else HERE / "results")
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(tempfile.mkdtemp(prefix="throughput-quick-")) if args.quick else HERE / "results")
+    )
     load_wait = args.load_wait if args.load_wait is not None else (0 if args.quick else 600)
 
     import torch
@@ -877,7 +1062,7 @@ def main(argv: list[str] | None = None) -> None:
         bb_specs = [s for s in specs if s["backbone"] == bb]
         for rnd in range(bb_specs[0]["rounds"]):
             # Alternate the order (A B C, C B A, ...) so a slow drift of the machine hits every row alike.
-            for spec in (bb_specs if rnd % 2 == 0 else bb_specs[::-1]):
+            for spec in bb_specs if rnd % 2 == 0 else bb_specs[::-1]:
                 result = measure(spec, args, t_start, rnd)
                 measured[spec["key"]].append(result)
         for spec in paired_specs(bb_specs, args.quick):
@@ -889,18 +1074,34 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python benchmarks/throughput.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
         "machine": {
-            "cpu_model": cpu_model(), "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)),
-            "torch": torch.__version__, "python": platform.python_version(), "threads": THREADS,
+            "cpu_model": cpu_model(),
+            "cores": os.cpu_count(),
+            "cores_usable": len(os.sched_getaffinity(0)),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": THREADS,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+            "load_before": load_before,
+            "load_after": [round(x, 2) for x in os.getloadavg()],
             "platform": platform.platform(),
         },
-        "settings": {"extra_overrides": args.set, "batch": BATCH, "views": VIEWS, "precision": "fp32", "threads": THREADS, "peer": peer,
-                     "peer_workers": PEER_WORKERS, "quick": args.quick, "max_foreign": args.max_foreign,
-                     "steps": {bb: {k: next(s[k] for s in specs if s["backbone"] == bb)
-                                    for k in ("warmup", "timed", "rounds")} for bb in backbones},
-                     "statistic": "median of single-step times after warm-up, pooled over rounds; "
-                                  "images/s = batch / median; targets = median over rounds of round-paired ratios"},
+        "settings": {
+            "extra_overrides": args.set,
+            "batch": BATCH,
+            "views": VIEWS,
+            "precision": "fp32",
+            "threads": THREADS,
+            "peer": peer,
+            "peer_workers": PEER_WORKERS,
+            "quick": args.quick,
+            "max_foreign": args.max_foreign,
+            "steps": {
+                bb: {k: next(s[k] for s in specs if s["backbone"] == bb) for k in ("warmup", "timed", "rounds")}
+                for bb in backbones
+            },
+            "statistic": "median of single-step times after warm-up, pooled over rounds; "
+            "images/s = batch / median; targets = median over rounds of round-paired ratios",
+        },
         "total_s": round(time.perf_counter() - t_start, 1),
         "results": rows,
         "same_process": paired_results,

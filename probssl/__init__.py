@@ -4,6 +4,7 @@ Every embedding is a distribution: contrastive methods (SimCLR, SupCon) and thei
 versions (VSimCLR, VSupCon), stochastic contrastive learning and SimVAE share one method
 interface, one trainer and one evaluation suite.
 """
+
 from probssl.config import Config, ConfigError, list_presets, load_config
 from probssl.data import DataError, load_dataset
 from probssl.evaluation import evaluate_method, evaluate_run
@@ -11,5 +12,18 @@ from probssl.methods import Method, create_method, list_methods
 from probssl.train import Trainer, load_run
 
 __version__ = "0.1.0"
-__all__ = ["Config", "ConfigError", "DataError", "Method", "Trainer", "create_method", "evaluate_method",
-           "evaluate_run", "list_methods", "list_presets", "load_config", "load_dataset", "load_run"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "Method",
+    "Trainer",
+    "create_method",
+    "evaluate_method",
+    "evaluate_run",
+    "list_methods",
+    "list_presets",
+    "load_config",
+    "load_dataset",
+    "load_run",
+]

@@ -1,4 +1,5 @@
 """``python -m probssl`` (and ``torchrun -m probssl``) runs the command line."""
+
 import sys
 
 from probssl.cli.main import main

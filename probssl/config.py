@@ -7,6 +7,7 @@ silently trains the wrong model.
 
 This module is the base layer of the package: it imports nothing else from probssl.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -146,6 +147,7 @@ class Config:
 
 # ----------------------------------------------------------------------------- building
 
+
 def _did_you_mean(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
@@ -252,6 +254,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
 
 # ----------------------------------------------------------------------------- presets
 
+
 def _preset_dir():
     return resources.files("probssl") / "presets"
 
@@ -268,8 +271,9 @@ def load_preset(name: str) -> Config:
     return from_dict(yaml.safe_load(text))
 
 
-def load_config(preset: str | None = None, file: str | Path | None = None,
-                overrides: list[str] | None = None) -> Config:
+def load_config(
+    preset: str | None = None, file: str | Path | None = None, overrides: list[str] | None = None
+) -> Config:
     """Preset, then a YAML file on top, then ``key=value`` overrides on top of both."""
     config = load_preset(preset) if preset else Config()
     if file is not None:

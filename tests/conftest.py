@@ -1,4 +1,5 @@
 """Shared test setup: one thread per process (CI has 2 cores) and deterministic seeds."""
+
 import os
 
 import pytest

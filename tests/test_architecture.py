@@ -1,11 +1,23 @@
 """The package's folders are layers: each imports only from the layers listed before it."""
+
 import ast
 from pathlib import Path
 
 import probssl
 
-LAYERS = ["config", "data", "augment", "distributions", "models", "losses", "methods", "train", "evaluation",
-          "report", "cli"]
+LAYERS = [
+    "config",
+    "data",
+    "augment",
+    "distributions",
+    "models",
+    "losses",
+    "methods",
+    "train",
+    "evaluation",
+    "report",
+    "cli",
+]
 ROOT = Path(probssl.__file__).parent
 
 
@@ -38,18 +50,23 @@ def test_every_layer_imports_only_earlier_layers():
 
 
 def test_nothing_imports_the_cli():
-    users = [p for p in ROOT.rglob("*.py") if "cli" in _probssl_imports(p) and _layer_of(p) != "cli"
-             and p.name != "__main__.py"]
+    users = [
+        p
+        for p in ROOT.rglob("*.py")
+        if "cli" in _probssl_imports(p) and _layer_of(p) != "cli" and p.name != "__main__.py"
+    ]
     assert not users
 
 
 def test_no_torchvision_import():
     """torchvision (and what requires it) breaks on CPU torch here; probssl writes its own image ops."""
+
     def imports(path):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 yield from (a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
                 yield node.module.split(".")[0]
+
     banned = {"torchvision", "timm", "lightly", "lightning", "torchmetrics"}
     assert not [p for p in ROOT.rglob("*.py") if banned & set(imports(p))]

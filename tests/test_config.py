@@ -1,11 +1,21 @@
 import pytest
 
-from probssl.config import (Config, ConfigError, apply_overrides, from_dict, list_presets, load_config,
-                            load_preset, parse_override, to_yaml)
+from probssl.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    list_presets,
+    load_config,
+    load_preset,
+    parse_override,
+    to_yaml,
+)
 
 
 def test_defaults_round_trip_through_yaml():
     import yaml
+
     config = Config()
     assert from_dict(yaml.safe_load(to_yaml(config))).to_dict() == config.to_dict()
 
@@ -22,22 +32,33 @@ def test_unknown_section():
         from_dict({"trian": {}})
 
 
-@pytest.mark.parametrize("override,match", [
-    ("train.epochs=abc", "expected an integer"),
-    ("train.epochs=1.5", "expected an integer"),
-    ("train.lr=true", "expected a number"),
-    ("model.channels_last=3", "expected true or false"),
-    ("train=3", "is a section"),
-    ("train.epochs", "must look like"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.epochs=abc", "expected an integer"),
+        ("train.epochs=1.5", "expected an integer"),
+        ("train.lr=true", "expected a number"),
+        ("model.channels_last=3", "expected true or false"),
+        ("train=3", "is a section"),
+        ("train.epochs", "must look like"),
+    ],
+)
 def test_wrong_types_are_errors(override, match):
     with pytest.raises(ConfigError, match=match):
         apply_overrides(Config(), [override])
 
 
 def test_overrides_parse_yaml_values():
-    config = apply_overrides(Config(), ["train.lr=1e-3", "train.epochs=7", "augment.crop_scale=[0.2, 1]",
-                                        "data.train_subset=null", "train.max_steps=5"])
+    config = apply_overrides(
+        Config(),
+        [
+            "train.lr=1e-3",
+            "train.epochs=7",
+            "augment.crop_scale=[0.2, 1]",
+            "data.train_subset=null",
+            "train.max_steps=5",
+        ],
+    )
     assert config.train.lr == pytest.approx(1e-3) and isinstance(config.train.lr, float)
     assert config.train.epochs == 7
     assert config.augment.crop_scale == [0.2, 1.0]

@@ -9,11 +9,12 @@ Typical use::
     aug = Augmenter(recipe("simclr", channels=3))
     views = aug(images, views=2, generator=torch.Generator().manual_seed(0))  # [2, N, 3, H, W]
 """
+
 # The package exports exactly what each module lists in its __all__.
-from .pipeline import *  # noqa: F401,F403
-from .geometric import *  # noqa: F401,F403
-from .color import *  # noqa: F401,F403
+from . import blur, color, geometric, pipeline
 from .blur import *  # noqa: F401,F403
-from . import pipeline, geometric, color, blur
+from .color import *  # noqa: F401,F403
+from .geometric import *  # noqa: F401,F403
+from .pipeline import *  # noqa: F401,F403
 
 __all__ = [*pipeline.__all__, *geometric.__all__, *color.__all__, *blur.__all__]

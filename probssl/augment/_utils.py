@@ -1,7 +1,8 @@
 """Small helpers shared by the augmentation ops (not part of the public API)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -5,6 +5,7 @@ reflect-padded, and convolved twice (vertical k x 1, then horizontal 1 x k) with
 two ``conv2d`` calls for the whole batch. This equals a 2-D convolution with the outer-product kernel on
 the reflect-padded image. A sigma <= 0 gives a delta kernel (identity).
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ clamped to [0, 1]. Semantics follow ``torchvision.transforms.functional``:
 * solarize:   ``1 - x`` where ``x >= threshold``
 * binarize:   ``1`` where ``x > threshold`` else ``0``
 """
+
 from __future__ import annotations
 
 import torch

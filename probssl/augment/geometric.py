@@ -21,10 +21,11 @@ image border reached when up-sampling a box that touches the border: "border" (d
 edge pixel, exactly like ``F.interpolate(..., mode="bilinear", align_corners=False)``; "zeros" fades to
 black; "reflection" mirrors.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

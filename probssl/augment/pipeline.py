@@ -1,11 +1,13 @@
 """Augmentation parameters, named recipes and the batched multi-view :class:`Augmenter`."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -98,9 +100,19 @@ def _recipe_fields(name: str, channels: int) -> dict[str, Any]:
     if name == "simclr":
         # Chen et al. 2020 (CIFAR variant): RRC + hflip, colour jitter s=0.5 w.p. 0.8, grayscale 0.2, no blur.
         fields: dict[str, Any] = dict(
-            crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip_p=0.5, vflip_p=0.0,
-            jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, grayscale_p=0.2,
-            blur_p=0.0, solarize_p=0.0, binarize=False,
+            crop_scale=(0.08, 1.0),
+            crop_ratio=(3 / 4, 4 / 3),
+            hflip_p=0.5,
+            vflip_p=0.0,
+            jitter_p=0.8,
+            brightness=0.4,
+            contrast=0.4,
+            saturation=0.4,
+            hue=0.1,
+            grayscale_p=0.2,
+            blur_p=0.0,
+            solarize_p=0.0,
+            binarize=False,
         )
         if grey:
             fields.update(no_colour)
@@ -109,8 +121,13 @@ def _recipe_fields(name: str, channels: int) -> dict[str, Any]:
         # Bizeul et al. 2024: RRC scale (0.4, 1), ratio (0.75, 1.3), vertical flips; grey images are
         # binarised without jitter; colour images always get jitter (strengths of the reference code).
         fields = dict(
-            crop_scale=(0.4, 1.0), crop_ratio=(0.75, 1.3), hflip_p=0.0, vflip_p=0.5,
-            grayscale_p=0.0, blur_p=0.0, solarize_p=0.0,
+            crop_scale=(0.4, 1.0),
+            crop_ratio=(0.75, 1.3),
+            hflip_p=0.0,
+            vflip_p=0.5,
+            grayscale_p=0.0,
+            blur_p=0.0,
+            solarize_p=0.0,
         )
         if grey:
             fields.update(jitter_p=0.0, brightness=0.0, contrast=0.0, binarize=True, **no_colour)
@@ -119,9 +136,19 @@ def _recipe_fields(name: str, channels: int) -> dict[str, Any]:
         return fields
     if name == "none":
         return dict(
-            crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.0, vflip_p=0.0, jitter_p=0.0,
-            brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale_p=0.0, blur_p=0.0,
-            solarize_p=0.0, binarize=False,
+            crop_scale=(1.0, 1.0),
+            crop_ratio=(1.0, 1.0),
+            hflip_p=0.0,
+            vflip_p=0.0,
+            jitter_p=0.0,
+            brightness=0.0,
+            contrast=0.0,
+            saturation=0.0,
+            hue=0.0,
+            grayscale_p=0.0,
+            blur_p=0.0,
+            solarize_p=0.0,
+            binarize=False,
         )
     raise ValueError(f"unknown augmentation recipe {name!r}; valid recipes: {', '.join(RECIPES)}")
 
@@ -245,9 +272,7 @@ class Augmenter:
         colour = c == 3
         strengths = (p.brightness, p.contrast) + ((p.saturation, p.hue) if colour else (0.0, 0.0))
         if p.jitter_p > 0 and any(s > 0 for s in strengths):
-            x = random_color_jitter(
-                x, *strengths, p=p.jitter_p, random_order=True, generator=generator, inplace=True
-            )
+            x = random_color_jitter(x, *strengths, p=p.jitter_p, random_order=True, generator=generator, inplace=True)
         if colour and p.grayscale_p > 0:
             x = random_grayscale(x, p.grayscale_p, generator, inplace=True)
         if p.blur_p > 0:

@@ -3,6 +3,7 @@
 The report has every section of ``probssl eval`` (probes, geometry, information, uncertainty with the
 synthetic OOD sets ``noise`` and ``shuffled``, compression, content vs style, t-SNE map, image grids).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,12 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
         print(f"[demo] evaluating {preset}", flush=True)
         metrics = evaluate_run(run_dir, ood=DEMO_OOD)
         s = metrics["summary"]
-        print(f"[demo] {preset}: linear {s['linear_acc']:.4f}  kNN {s['knn_acc']:.4f}  "
-              f"effective rank {s['effective_rank']:.1f}  OOD AUROC (noise, {s['uncertainty_score']}) "
-              f"{s['ood_auroc/noise']:.3f}  ({metrics['eval_seconds']:.0f} s)", flush=True)
+        print(
+            f"[demo] {preset}: linear {s['linear_acc']:.4f}  kNN {s['knn_acc']:.4f}  "
+            f"effective rank {s['effective_rank']:.1f}  OOD AUROC (noise, {s['uncertainty_score']}) "
+            f"{s['ood_auroc/noise']:.3f}  ({metrics['eval_seconds']:.0f} s)",
+            flush=True,
+        )
         run_dirs.append(run_dir)
         methods[config.method.name] = {"run_dir": str(run_dir), **s}
 
@@ -46,13 +50,16 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
     config = load_config(DEMO_PRESETS[0], overrides=overrides)
     baselines = evaluate_baselines(config, load_splits(config), config.eval)
     elapsed = time.perf_counter() - tic
-    preamble = (f"SimCLR and VSimCLR trained with the same backbone ({config.model.backbone}), augmentations, "
-                f"optimiser and budget ({config.train.epochs} epochs) on scikit-learn's 8x8 digits. "
-                f"Reproduce with `probssl demo` (this run took {elapsed:.0f} s). The baselines are a linear "
-                "probe on raw pixels and on the same backbone at random initialisation. Out-of-distribution sets "
-                f"are synthetic ({', '.join(DEMO_OOD)}; see docs/evaluation.md).")
-    payload = write_report(run_dirs, out, baselines=baselines, title="probssl demo: SimCLR vs VSimCLR on digits",
-                           preamble=preamble)
+    preamble = (
+        f"SimCLR and VSimCLR trained with the same backbone ({config.model.backbone}), augmentations, "
+        f"optimiser and budget ({config.train.epochs} epochs) on scikit-learn's 8x8 digits. "
+        f"Reproduce with `probssl demo` (this run took {elapsed:.0f} s). The baselines are a linear "
+        "probe on raw pixels and on the same backbone at random initialisation. Out-of-distribution sets "
+        f"are synthetic ({', '.join(DEMO_OOD)}; see docs/evaluation.md)."
+    )
+    payload = write_report(
+        run_dirs, out, baselines=baselines, title="probssl demo: SimCLR vs VSimCLR on digits", preamble=preamble
+    )
     # The headline numbers per method first (linear_acc, knn_acc, effective_rank, mean_uncertainty, ...).
     payload = {"methods": methods, **payload, "total_seconds": round(time.perf_counter() - tic, 1)}
     (out / "metrics.json").write_text(json.dumps(payload, indent=1))

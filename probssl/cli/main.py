@@ -1,4 +1,5 @@
 """The ``probssl`` command line: train, eval, report, demo, presets, methods."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,14 @@ USER_ERRORS = (ConfigError, DataError, TrainingError, CheckpointError, FileNotFo
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="a built-in preset (see `probssl presets`)")
     p.add_argument("--config", help="a YAML config file applied on top of the preset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.epochs=5 (repeatable)",
+    )
 
 
 def cmd_train(args) -> int:
@@ -43,15 +50,25 @@ def cmd_eval(args) -> int:
     from probssl.evaluation import evaluate_run
 
     mode = "quick" if args.quick else "full" if args.full else "default"
-    metrics = evaluate_run(args.run_dir, representation=args.representation, device=args.device, ood=args.ood,
-                           mode=mode, seed=args.seed, progress=lambda msg: print(msg, flush=True),
-                           fine_tune=args.fine_tune, **{section: False for section in args.skip})
+    metrics = evaluate_run(
+        args.run_dir,
+        representation=args.representation,
+        device=args.device,
+        ood=args.ood,
+        mode=mode,
+        seed=args.seed,
+        progress=lambda msg: print(msg, flush=True),
+        fine_tune=args.fine_tune,
+        **{section: False for section in args.skip},
+    )
     width = max(len(k) for k in metrics["summary"])
     for key, value in metrics["summary"].items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:{width}s}  {shown}")
-    print(f"representation: {metrics['representation']['kind']} ({metrics['representation']['dim']}-d); "
-          f"{mode} evaluation in {metrics['eval_seconds']:.1f} s")
+    print(
+        f"representation: {metrics['representation']['kind']} ({metrics['representation']['dim']}-d); "
+        f"{mode} evaluation in {metrics['eval_seconds']:.1f} s"
+    )
     print(f"wrote {Path(args.run_dir) / 'eval.json'}")
     return 0
 
@@ -61,10 +78,14 @@ def cmd_report(args) -> int:
 
     payload = write_report(args.run_dirs, args.out, title=args.title)
     groups = payload["groups"]
-    print(f"{len(args.run_dirs)} run(s) in {len(groups)} group(s): "
-          + ", ".join(f"{label} (n={g['n']})" for label, g in groups.items()))
-    print(f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'metrics.json'} and "
-          f"{sum(1 for v in payload['plots'].values() if v.endswith('.png'))} PNG files")
+    print(
+        f"{len(args.run_dirs)} run(s) in {len(groups)} group(s): "
+        + ", ".join(f"{label} (n={g['n']})" for label, g in groups.items())
+    )
+    print(
+        f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'metrics.json'} and "
+        f"{sum(1 for v in payload['plots'].values() if v.endswith('.png'))} PNG files"
+    )
     return 0
 
 
@@ -120,25 +141,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a trained run (writes RUN_DIR/eval.json and RUN_DIR/eval_images/)")
     p.add_argument("run_dir")
-    p.add_argument("--representation", choices=["auto", "backbone", "mean", "direction", "sample", "bits"],
-                   help="representation to evaluate (default: the run's eval.representation, 'auto' = the "
-                        "method's default)")
-    p.add_argument("--ood", nargs="*", default=None, metavar="SET",
-                   help="out-of-distribution sets: synthetic (noise, shuffled, inverted, vflip) or dataset names "
-                        "loaded from the run's data_dir (e.g. mnist); default: noise shuffled; '--ood' alone: none")
+    p.add_argument(
+        "--representation",
+        choices=["auto", "backbone", "mean", "direction", "sample", "bits"],
+        help="representation to evaluate (default: the run's eval.representation, 'auto' = the method's default)",
+    )
+    p.add_argument(
+        "--ood",
+        nargs="*",
+        default=None,
+        metavar="SET",
+        help="out-of-distribution sets: synthetic (noise, shuffled, inverted, vflip) or dataset names "
+        "loaded from the run's data_dir (e.g. mnist); default: noise shuffled; '--ood' alone: none",
+    )
     speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--quick", action="store_true",
-                       help="probes, geometry, MI and uncertainty/OOD only (no MLP, corruptions, style, t-SNE, images)")
-    speed.add_argument("--full", action="store_true",
-                       help="no subsampling caps (style, corruptions, alignment) and the compression curve")
-    p.add_argument("--skip", action="append", default=[], metavar="SECTION",
-                   choices=["mlp", "clustering", "information", "alignment", "uncertainty", "corruptions",
-                            "compression", "style", "embedding_map", "images"],
-                   help="leave out one section (repeatable): mlp, clustering, information, alignment, "
-                        "uncertainty, corruptions, compression, style, embedding_map, images")
+    speed.add_argument(
+        "--quick",
+        action="store_true",
+        help="probes, geometry, MI and uncertainty/OOD only (no MLP, corruptions, style, t-SNE, images)",
+    )
+    speed.add_argument(
+        "--full",
+        action="store_true",
+        help="no subsampling caps (style, corruptions, alignment) and the compression curve",
+    )
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="SECTION",
+        choices=[
+            "mlp",
+            "clustering",
+            "information",
+            "alignment",
+            "uncertainty",
+            "corruptions",
+            "compression",
+            "style",
+            "embedding_map",
+            "images",
+        ],
+        help="leave out one section (repeatable): mlp, clustering, information, alignment, "
+        "uncertainty, corruptions, compression, style, embedding_map, images",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of every random subsample and synthetic set")
-    p.add_argument("--fine-tune", action="store_true",
-                   help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation)")
+    p.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation)",
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_eval)
 

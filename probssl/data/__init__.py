@@ -20,6 +20,7 @@ Datasets (:data:`DATASETS`) and where their files live under the data root
 Official files are MD5-verified on every load and downloaded when missing (``download=True``).
 Every problem with the data is a :class:`DataError` whose message says what to do.
 """
+
 from .dataset import DataSplits, ImageDataset
 from .download import download_file, verify_file
 from .errors import DataError

@@ -12,6 +12,7 @@ Each batch is a pickled dict, decoded with the restricted unpickler of :mod:`.sa
 The files were pickled by Python 2, so depending on the decoding the dict keys arrive as ``str``
 or as ``bytes`` (``b"data"``); both are accepted.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -158,8 +159,7 @@ def _batch(obj: Any, path: Path, member: str, layout: CifarLayout) -> tuple[np.n
     data = _field(obj, "data", path, member)
     labels = _field(obj, layout.label_key, path, member)
     row = 3 * _SIDE * _SIDE
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-            and data.shape[1] == row):
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == row):
         if isinstance(data, np.ndarray):
             got = f"{data.dtype} array of shape {data.shape}"
         else:

@@ -1,4 +1,5 @@
 """In-memory labelled image sets and their train/val/test bundle."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,7 @@ class ImageDataset:
             raise ValueError("classes must not be empty")
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(self.classes)):
             raise ValueError(
-                f"labels must lie in [0, {len(self.classes)}), "
-                f"got range [{int(labels.min())}, {int(labels.max())}]"
+                f"labels must lie in [0, {len(self.classes)}), got range [{int(labels.min())}, {int(labels.max())}]"
             )
 
     def __len__(self) -> int:
@@ -103,9 +103,7 @@ class DataSplits:
             if split.classes != self.train.classes:
                 raise ValueError(f"split classes differ: {split.classes} vs {self.train.classes}")
             if split.image_shape != self.train.image_shape:
-                raise ValueError(
-                    f"split image shapes differ: {split.image_shape} vs {self.train.image_shape}"
-                )
+                raise ValueError(f"split image shapes differ: {split.image_shape} vs {self.train.image_shape}")
 
     @property
     def num_classes(self) -> int:

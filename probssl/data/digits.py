@@ -5,6 +5,7 @@ split, so a fixed stratified 20% (359 images) is held out as the test set with a
 does **not** depend on ``split_seed``: the test set is then the same for every run and every
 validation seed, as with the datasets that ship a test split.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ installs. Downloads are streamed into a temporary file next to the destination a
 place with :func:`os.replace` only once the MD5 matches, so an interrupted or corrupted
 download never leaves a file at the destination that a later run would trust.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,9 +65,7 @@ def verify_file(path: str | os.PathLike, md5: str) -> None:
         )
 
 
-def download_file(
-    urls: Sequence[str], dest: str | os.PathLike, md5: str, *, timeout: float = 30.0
-) -> Path:
+def download_file(urls: Sequence[str], dest: str | os.PathLike, md5: str, *, timeout: float = 30.0) -> Path:
     """Download ``dest`` from the first of ``urls`` that serves a file with MD5 ``md5``.
 
     Each URL is tried in turn (any scheme :func:`urllib.request.urlopen` supports, including

@@ -15,6 +15,7 @@ All images must have the same width and height (the library does no resizing: a 
 resized image is a different experiment). They are decoded with Pillow and converted to ``"L"``
 (one channel) if every image is grey-scale, otherwise all to ``"RGB"`` (alpha is dropped).
 """
+
 from __future__ import annotations
 
 import os

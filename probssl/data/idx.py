@@ -8,6 +8,7 @@ row-major order. MNIST uses unsigned bytes (``TT = 0x08``), so image files have 
 Only the unsigned-byte type is supported: it is the only one the datasets use, and refusing the
 others turns a mislabelled file into a clear error instead of garbage pixels.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -3,6 +3,7 @@
 The files (names and MD5s in :mod:`.sources`) live in ``root/mnist/`` and
 ``root/fashion-mnist/``; :func:`probssl.data.load_dataset` verifies them before decoding here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,16 @@ MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
 # Label order of Zalando's Fashion-MNIST README.
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 CLASSES_BY_NAME: dict[str, tuple[str, ...]] = {
@@ -29,9 +38,7 @@ CLASSES_BY_NAME: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_idx_pair(
-    images_path: Path, labels_path: Path, classes: tuple[str, ...], name: str
-) -> ImageDataset:
+def read_idx_pair(images_path: Path, labels_path: Path, classes: tuple[str, ...], name: str) -> ImageDataset:
     """An :class:`ImageDataset` from one IDX image file and its IDX label file (no checksums).
 
     Images uint8 ``[N, 1, H, W]``, labels int64 ``[N]``.

@@ -1,4 +1,5 @@
 """Where datasets live on disk."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Dataset names, :func:`load_dataset`, and the in-process cache behind it."""
+
 from __future__ import annotations
 
 import difflib
@@ -192,5 +193,3 @@ def _split(source: _Source, val_fraction: float, split_seed: int, train_subset: 
         train_ix = train_ix[keep]
     train = full_train if len(train_ix) == n else full_train.subset(train_ix)
     return DataSplits(train=train, val=val, test=test)
-
-

@@ -5,6 +5,7 @@ The official CIFAR files are Python pickles, and a pickle can name any importabl
 user-supplied archive must not be able to run code, so :class:`RestrictedUnpickler` resolves
 only the handful of globals needed to rebuild a numpy array and refuses every other one.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -72,8 +73,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return RestrictedUnpickler._ALLOWED[(module, name)]
         except KeyError:
             raise UnsafePickleError(
-                f"refusing to load global {module}.{name}: only plain data and numpy arrays "
-                f"are allowed"
+                f"refusing to load global {module}.{name}: only plain data and numpy arrays are allowed"
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:

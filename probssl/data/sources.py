@@ -4,6 +4,7 @@
 values torchvision and the datasets' authors list). Loaders look it up at call time, so tests can
 point them at small stand-in files with ``monkeypatch.setitem(CHECKSUMS, relpath, md5)``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

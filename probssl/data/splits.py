@@ -4,6 +4,7 @@ Randomness comes from :class:`numpy.random.RandomState`, whose streams numpy gua
 change between releases (unlike ``default_rng`` or ``torch.randperm``): the same seed gives the
 same validation images on every machine and library version, so results stay comparable.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -16,6 +16,7 @@ registered with ``torch.distributions.kl_divergence`` (importing this package re
 
 Only torch / math / stdlib are used here.
 """
+
 from .bernoulli import StraightThroughBernoulli, anneal_temperature, kl_bernoulli, kl_bernoulli_uniform
 from .gaussian import DiagonalNormal, kl_diagonal_normal, kl_diagonal_normal_standard
 from .kl import KL_ESTIMATORS, kl_projected_normal_uniform

@@ -1,8 +1,8 @@
 """Vector of independent bits with straight-through Gumbel-sigmoid gradients (binary codes)."""
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class StraightThroughBernoulli(Distribution):
     support = constraints.independent(constraints.boolean, 1)
     has_rsample = True
 
-    def __init__(self, logits: torch.Tensor, temperature: float = 1.0, validate_args: Optional[bool] = None):
+    def __init__(self, logits: torch.Tensor, temperature: float = 1.0, validate_args: bool | None = None):
         logits = torch.as_tensor(logits)
         if not logits.is_floating_point():
             logits = logits.to(torch.get_default_dtype())

@@ -1,8 +1,8 @@
 """Diagonal Gaussian over vectors (the posterior of SimVAE and of Gaussian SCL variants)."""
+
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -35,7 +35,7 @@ class DiagonalNormal(Distribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, loc: torch.Tensor, scale, validate_args: Optional[bool] = None):
+    def __init__(self, loc: torch.Tensor, scale, validate_args: bool | None = None):
         loc = torch.as_tensor(loc)
         if not loc.is_floating_point():
             loc = loc.to(torch.get_default_dtype())
@@ -48,8 +48,13 @@ class DiagonalNormal(Distribution):
         super().__init__(self.loc.shape[:-1], self.loc.shape[-1:], validate_args=validate_args)
 
     @classmethod
-    def standard(cls, dim: int, batch_shape: torch.Size | tuple = (), dtype: Optional[torch.dtype] = None,
-                 device: Union[torch.device, str, None] = None) -> "DiagonalNormal":
+    def standard(
+        cls,
+        dim: int,
+        batch_shape: torch.Size | tuple = (),
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> DiagonalNormal:
         """N(0, I_dim) with the given batch shape (the usual VAE prior)."""
         shape = torch.Size(batch_shape) + (dim,)
         dtype = torch.get_default_dtype() if dtype is None else dtype

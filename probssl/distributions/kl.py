@@ -26,8 +26,8 @@ an exact, deterministic value; the exact value is only available by Monte Carlo 
 the deterministic estimators are upper bounds — silently returning either would surprise a
 caller (e.g. a bound reported as "the KL" in an evaluation). Callers choose explicitly.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 from torch.distributions.kl import register_kl
@@ -51,8 +51,9 @@ __all__ = [
 KL_ESTIMATORS = ("mc", "gaussian-bound", "scaled-bound")
 
 
-def kl_projected_normal_uniform(loc: torch.Tensor, scale, estimator: str = "scaled-bound",
-                                normalize: bool = False, num_samples: int = 16) -> torch.Tensor:
+def kl_projected_normal_uniform(
+    loc: torch.Tensor, scale, estimator: str = "scaled-bound", normalize: bool = False, num_samples: int = 16
+) -> torch.Tensor:
     """KL(PN(loc, scale) ‖ Unif(S^{d-1})) or an upper bound on it, shape [...] from loc [..., d].
 
     Args:
@@ -102,7 +103,8 @@ def _kl_pn_uniform(p: ProjectedNormal, q: HypersphericalUniform) -> torch.Tensor
         "KL(ProjectedNormal || HypersphericalUniform) has no closed form; call "
         "probssl.distributions.kl_projected_normal_uniform(loc, scale, estimator=...) with "
         f"estimator in {KL_ESTIMATORS} ('mc' is exact but random, the bounds are deterministic "
-        "upper bounds).")
+        "upper bounds)."
+    )
 
 
 @register_kl(HypersphericalUniform, HypersphericalUniform)

@@ -1,7 +1,6 @@
 """Deterministic "posterior" of non-probabilistic methods (SimCLR-style encoders)."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -25,7 +24,7 @@ class PointMass(Distribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, value: torch.Tensor, validate_args: Optional[bool] = None):
+    def __init__(self, value: torch.Tensor, validate_args: bool | None = None):
         value = torch.as_tensor(value)
         if not value.is_floating_point():
             value = value.to(torch.get_default_dtype())
@@ -62,11 +61,11 @@ class PointMass(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
             "PointMass has no density w.r.t. Lebesgue measure (a Dirac mass); log_prob is undefined. "
-            "Deterministic methods should not use likelihood- or entropy-based terms.")
+            "Deterministic methods should not use likelihood- or entropy-based terms."
+        )
 
     def entropy(self) -> torch.Tensor:
-        raise NotImplementedError(
-            "PointMass has no differential entropy (it would be -inf); entropy is undefined.")
+        raise NotImplementedError("PointMass has no differential entropy (it would be -inf); entropy is undefined.")
 
     def uncertainty(self) -> torch.Tensor:
         """Zeros of shape batch_shape: a deterministic embedding carries no uncertainty."""

@@ -21,10 +21,10 @@ For concentrated posteriors (‖m‖/σ ~ 10³) the terms -½mᵀΣ⁻¹m and lo
 x_⊥ = x - (b/a) y (so ‖x‖² = ‖x_⊥‖² + t², Pythagoras) — both parts are small and computed
 without cancellation, so float32 stays accurate.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -75,8 +75,7 @@ class ProjectedNormal(Distribution):
     #: Monte-Carlo sample count of ``mean``.
     mean_num_samples = 256
 
-    def __init__(self, loc: torch.Tensor, scale, validate_args: Optional[bool] = None,
-                 num_nodes: int = DEFAULT_NUM_NODES):
+    def __init__(self, loc: torch.Tensor, scale, validate_args: bool | None = None, num_nodes: int = DEFAULT_NUM_NODES):
         loc = torch.as_tensor(loc)
         if not loc.is_floating_point():
             loc = loc.to(torch.get_default_dtype())
@@ -116,19 +115,24 @@ class ProjectedNormal(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         d = self.dim
-        x = self.loc / self.scale              # Σ^{-1/2} m
-        y = value / self.scale                 # Σ^{-1/2} z
-        a = (y * y).sum(-1)                    # zᵀΣ⁻¹z > 0
-        b = (x * y).sum(-1)                    # zᵀΣ⁻¹m
+        x = self.loc / self.scale  # Σ^{-1/2} m
+        y = value / self.scale  # Σ^{-1/2} z
+        a = (y * y).sum(-1)  # zᵀΣ⁻¹z > 0
+        b = (x * y).sum(-1)  # zᵀΣ⁻¹m
         t = b / a.sqrt()
         # ‖x‖² = ‖x_⊥‖² + t²: keep the residual, whose norm is small for concentrated p.
         x_perp = x - (b / a).unsqueeze(-1) * y
         perp2 = (x_perp * x_perp).sum(-1)
         log_det_half = torch.log(self.scale).sum(-1)  # ½ log|Σ|
-        return (-0.5 * d * _LOG_2PI - log_det_half - 0.5 * perp2 - 0.5 * d * torch.log(a)
-                + log_projected_normal_integral_scaled(t, d, self.num_nodes))
+        return (
+            -0.5 * d * _LOG_2PI
+            - log_det_half
+            - 0.5 * perp2
+            - 0.5 * d * torch.log(a)
+            + log_projected_normal_integral_scaled(t, d, self.num_nodes)
+        )
 
-    def entropy(self, num_samples: Optional[int] = None) -> torch.Tensor:
+    def entropy(self, num_samples: int | None = None) -> torch.Tensor:
         """Monte-Carlo entropy -E[log p(z)] from ``num_samples`` (default 64) draws."""
         n = self.entropy_num_samples if num_samples is None else int(num_samples)
         z = self.rsample((n,))

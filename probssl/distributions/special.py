@@ -41,10 +41,10 @@ nodes; that equals the quadrature of the derivative, accurate to the same order
 (gradcheck/gradgradcheck pass in float64; d/dt log I_d = E[s] = I_{d+1}/I_d matches a
 scipy oracle to 1e-9 relative).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import torch
 
@@ -67,8 +67,9 @@ _BISECTION_STEPS = 24
 _GL_CACHE: dict = {}
 
 
-def gauss_legendre(n: int, dtype: torch.dtype = torch.float64,
-                   device: Union[torch.device, str, None] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def gauss_legendre(
+    n: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss–Legendre rule on [-1, 1]: returns ``(nodes [n], log_weights [n])``.
 
     Computed once per (n, dtype, device) by the Golub–Welsch eigenvalue method in float64
@@ -127,8 +128,9 @@ def _log_quadrature(t: torch.Tensor, d: int, num_nodes: int) -> tuple[torch.Tens
         cut = -_TAIL_CUTOFF
         # Right bracket: Δ(y) ≤ -s*² y²/2, and (d-1)(log1p(y) - y) ≤ -(d-1) y/2 for y ≥ 2.52;
         # either bound reaching -C guarantees Δ ≤ -C there.
-        right = torch.minimum(math.sqrt(2.0 * _TAIL_CUTOFF) / s,
-                              torch.full_like(s, max(2.52, 2.0 * _TAIL_CUTOFF / dm1)))
+        right = torch.minimum(
+            math.sqrt(2.0 * _TAIL_CUTOFF) / s, torch.full_like(s, max(2.52, 2.0 * _TAIL_CUTOFF / dm1))
+        )
         # Bisect both sides at once: row 0 = left edge in [-1, 0], row 1 = right edge in [0, right].
         outer = torch.stack([torch.full_like(s, -1.0), right])
         inner = torch.zeros_like(outer)

@@ -1,7 +1,6 @@
 """Uniform distribution on the unit hypersphere S^{d-1} ⊂ ℝ^d, and the sphere constraint."""
-from __future__ import annotations
 
-from typing import Optional, Union
+from __future__ import annotations
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -54,9 +53,14 @@ class HypersphericalUniform(Distribution):
     support = sphere
     has_rsample = True
 
-    def __init__(self, dim: int, batch_shape: torch.Size | tuple = torch.Size(),
-                 device: Union[torch.device, str, None] = None,
-                 dtype: Optional[torch.dtype] = None, validate_args: Optional[bool] = None):
+    def __init__(
+        self,
+        dim: int,
+        batch_shape: torch.Size | tuple = torch.Size(),
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        validate_args: bool | None = None,
+    ):
         if int(dim) != dim or dim < 2:
             raise ValueError(f"dim must be an integer >= 2 (S^{{dim-1}}), got {dim}")
         self.dim = int(dim)
@@ -84,8 +88,7 @@ class HypersphericalUniform(Distribution):
         new._device = self._device
         new._dtype = self._dtype
         new._log_area = self._log_area
-        super(HypersphericalUniform, new).__init__(torch.Size(batch_shape), self.event_shape,
-                                                   validate_args=False)
+        super(HypersphericalUniform, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 

@@ -1,4 +1,5 @@
 """Small helpers shared by the evaluation sections: seeded row subsets, JSON-safe numbers, thread caps."""
+
 from __future__ import annotations
 
 import math

@@ -12,6 +12,7 @@ Both are computed on L2-normalised embeddings (the functions normalise their inp
 paper's reference code: ``(x - y).norm(dim=1).pow(alpha).mean()`` and
 ``torch.pdist(x, p=2).pow(2).mul(-t).exp().mean().log()``.
 """
+
 from __future__ import annotations
 
 import torch

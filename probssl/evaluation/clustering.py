@@ -3,6 +3,7 @@
 Features are clustered by a Gaussian mixture without looking at labels; the clustering is then scored
 against the labels with permutation-invariant metrics (Hungarian-matched accuracy, NMI, ARI).
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -31,8 +32,15 @@ def _labels_numpy(y, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def gmm_cluster(features: Tensor, num_clusters: int, seed: int = 0, covariance_type: str = "diag",
-                pca_dim: int | None = 32, max_fit_samples: int | None = 20_000, max_iter: int = 100) -> Tensor:
+def gmm_cluster(
+    features: Tensor,
+    num_clusters: int,
+    seed: int = 0,
+    covariance_type: str = "diag",
+    pca_dim: int | None = 32,
+    max_fit_samples: int | None = 20_000,
+    max_iter: int = 100,
+) -> Tensor:
     """Cluster features with a Gaussian mixture fitted by EM (sklearn ``GaussianMixture``, k-means init).
 
     Pre-processing, all fitted on the data themselves (no labels):
@@ -59,10 +67,14 @@ def gmm_cluster(features: Tensor, num_clusters: int, seed: int = 0, covariance_t
         x = x @ vectors[:, -pca_dim:].flip(1)
     x = x.numpy()
     rng = np.random.default_rng(seed)
-    fit_rows = (rng.choice(len(x), max_fit_samples, replace=False)
-                if max_fit_samples is not None and len(x) > max_fit_samples else slice(None))
-    gmm = GaussianMixture(num_clusters, covariance_type=covariance_type, max_iter=max_iter, random_state=seed,
-                          reg_covar=1e-4)
+    fit_rows = (
+        rng.choice(len(x), max_fit_samples, replace=False)
+        if max_fit_samples is not None and len(x) > max_fit_samples
+        else slice(None)
+    )
+    gmm = GaussianMixture(
+        num_clusters, covariance_type=covariance_type, max_iter=max_iter, random_state=seed, reg_covar=1e-4
+    )
     # Single-threaded BLAS / OpenMP inside sklearn: EM on 20,000 x 32 is small (~0.4 s on one core), and
     # OpenBLAS threads competing with torch's still-spinning OpenMP workers made it ~10x SLOWER on 2 cores.
     with threadpool_limits(limits=1) if threadpool_limits is not None else nullcontext():
@@ -89,8 +101,9 @@ def clustering_accuracy(y_true, y_pred) -> float:
     return float(counts[rows, cols].sum() / y_true.size)
 
 
-def clustering_scores(features: Tensor, labels: Tensor, num_clusters: int | None = None, seed: int = 0,
-                      **gmm_kwargs) -> dict[str, float]:
+def clustering_scores(
+    features: Tensor, labels: Tensor, num_clusters: int | None = None, seed: int = 0, **gmm_kwargs
+) -> dict[str, float]:
     """GMM-cluster ``features`` [N, D] and score against ``labels`` [N].
 
     ``num_clusters`` defaults to the number of classes. Extra keyword arguments go to :func:`gmm_cluster`.
@@ -100,5 +113,8 @@ def clustering_scores(features: Tensor, labels: Tensor, num_clusters: int | None
     y = _labels_numpy(labels, "labels")
     num_clusters = int(y.max()) + 1 if num_clusters is None else num_clusters
     pred = gmm_cluster(features, num_clusters, seed, **gmm_kwargs).numpy()
-    return {"acc": clustering_accuracy(y, pred), "nmi": float(normalized_mutual_info_score(y, pred)),
-            "ari": float(adjusted_rand_score(y, pred))}
+    return {
+        "acc": clustering_accuracy(y, pred),
+        "nmi": float(normalized_mutual_info_score(y, pred)),
+        "ari": float(adjusted_rand_score(y, pred)),
+    }

@@ -7,11 +7,12 @@ in the spirit of ImageNet-C / CIFAR-10-C (Hendrycks & Dietterich 2019) but defin
 Every op acts on a whole float [N, C, H, W] batch in [0, 1] with per-image randomness drawn on the CPU
 from a seedable ``torch.Generator`` (as in ``probssl.augment``), then moved to the images' device.
 """
+
 from __future__ import annotations
 
 import math
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -19,8 +20,16 @@ from torch import Tensor
 from probssl.augment import gaussian_blur
 from probssl.evaluation.uncertainty import spearman
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "blur", "corrupt", "gaussian_noise", "occlusion", "occlusion_side",
-           "uncertainty_vs_severity"]
+__all__ = [
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "blur",
+    "corrupt",
+    "gaussian_noise",
+    "occlusion",
+    "occlusion_side",
+    "uncertainty_vs_severity",
+]
 
 CORRUPTIONS = ("gaussian_noise", "blur", "occlusion")
 
@@ -119,9 +128,12 @@ def corrupt(images: Tensor, name: str, severity: int, generator: torch.Generator
     raise ValueError(f"unknown corruption {name!r}; expected one of {CORRUPTIONS}")
 
 
-def uncertainty_vs_severity(score_fn: Callable[[Tensor], Tensor], images: Tensor,
-                            generator: torch.Generator | None = None,
-                            corruptions: tuple[str, ...] = CORRUPTIONS) -> dict[str, dict]:
+def uncertainty_vs_severity(
+    score_fn: Callable[[Tensor], Tensor],
+    images: Tensor,
+    generator: torch.Generator | None = None,
+    corruptions: tuple[str, ...] = CORRUPTIONS,
+) -> dict[str, dict]:
     """Does the per-image uncertainty grow with the corruption severity?
 
     For each corruption and severity s = 0..5 the images are corrupted and scored by ``score_fn``
@@ -135,6 +147,7 @@ def uncertainty_vs_severity(score_fn: Callable[[Tensor], Tensor], images: Tensor
 
     Returns {name: {"severity": [0..5], "mean_uncertainty": [6 floats], "spearman": rho}}.
     """
+
     def score(x: Tensor) -> Tensor:
         return torch.as_tensor(score_fn(x)).detach().reshape(-1).double().cpu()
 
@@ -145,6 +158,9 @@ def uncertainty_vs_severity(score_fn: Callable[[Tensor], Tensor], images: Tensor
         per_level = [clean] + [score(corrupt(images, name, s, generator)) for s in levels[1:]]
         pooled = torch.cat(per_level)
         severity = torch.arange(len(levels), dtype=torch.float64).repeat_interleave(len(clean))
-        out[name] = {"severity": levels, "mean_uncertainty": [float(u.mean()) for u in per_level],
-                     "spearman": spearman(severity, pooled)}
+        out[name] = {
+            "severity": levels,
+            "mean_uncertainty": [float(u.mean()) for u in per_level],
+            "spearman": spearman(severity, pooled),
+        }
     return out

@@ -23,14 +23,16 @@ split is scored once with the selection. Per-sample arrays kept in eval.json are
 Beside this module: ``options`` (what to compute), ``ood`` (the OOD sets), ``scoring`` (per-image
 uncertainty scores), ``visuals`` (t-SNE and image grids).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,8 +43,8 @@ from probssl.evaluation._utils import json_clean, rounded_floats, subsample_rows
 from probssl.evaluation.alignment import alignment, uniformity
 from probssl.evaluation.clustering import clustering_scores
 from probssl.evaluation.corruptions import CORRUPTIONS, SEVERITIES
-from probssl.evaluation.finetune import fine_tune
 from probssl.evaluation.features import extract, extract_embeddings
+from probssl.evaluation.finetune import fine_tune
 from probssl.evaluation.geometry import covariance_spectrum, effective_rank
 from probssl.evaluation.information import mutual_information
 from probssl.evaluation.mlp_probe import mlp_probe
@@ -51,26 +53,42 @@ from probssl.evaluation.options import RUNTIME_KEYS, EvalOptions
 from probssl.evaluation.probes import ProbeResult, knn_probe, linear_probe
 from probssl.evaluation.scoring import SCORE_DESCRIPTIONS, Scorer
 from probssl.evaluation.style import STYLE_TASKS, content_style_probes
-from probssl.evaluation.uncertainty import (aurc, aurc_optimal, misclassification_detection, ood_detection,
-                                            selective_accuracy_curve)
+from probssl.evaluation.uncertainty import (
+    aurc,
+    aurc_optimal,
+    misclassification_detection,
+    ood_detection,
+    selective_accuracy_curve,
+)
 from probssl.evaluation.visuals import images_section, tsne_map
 from probssl.methods import Method, create_method
 from probssl.train import build_augmenter, load_run, load_splits, to_float_images
 
-__all__ = ["PROTOCOL", "REPRESENTATION_DESCRIPTIONS", "SCHEMA_VERSION", "evaluate_baselines", "evaluate_method",
-           "evaluate_run", "linear_probe_predictions", "probe_representations", "representation_bits"]
+__all__ = [
+    "PROTOCOL",
+    "REPRESENTATION_DESCRIPTIONS",
+    "SCHEMA_VERSION",
+    "evaluate_baselines",
+    "evaluate_method",
+    "evaluate_run",
+    "linear_probe_predictions",
+    "probe_representations",
+    "representation_bits",
+]
 
 SCHEMA_VERSION = 2
 
-PROTOCOL = ("features extracted without augmentation in eval mode; linear probe = multinomial logistic "
-            "regression (L-BFGS) on standardised features, weight decay selected on the validation split; "
-            "kNN = cosine, exp(sim/0.07)-weighted votes, k selected on the validation split; both scored once "
-            "on the test split")
+PROTOCOL = (
+    "features extracted without augmentation in eval mode; linear probe = multinomial logistic "
+    "regression (L-BFGS) on standardised features, weight decay selected on the validation split; "
+    "kNN = cosine, exp(sim/0.07)-weighted votes, k selected on the validation split; both scored once "
+    "on the test split"
+)
 
 REPRESENTATION_DESCRIPTIONS = {
     "backbone": "backbone features f(x), before any head",
     "mean": "posterior mean of q(z|x): the mean direction m/||m|| for sphere posteriors, the mean m for "
-            "Gaussian ones, the embedding itself for deterministic methods",
+    "Gaussian ones, the embedding itself for deterministic methods",
     "direction": "the posterior mean normalised to unit length",
     "sample": "one random draw z ~ q(z|x) per image (stochastic)",
     "bits": "the hard code 1[p > 1/2] of a Bernoulli posterior (SCL-Bernoulli)",
@@ -81,13 +99,24 @@ REPRESENTATION_DESCRIPTIONS = {
 
 
 def _probe_dict(result: ProbeResult) -> dict[str, Any]:
-    return {"test_acc": result.test_acc, "val_acc": result.val_acc, "selected": result.selected,
-            "val_scores": {str(k): v for k, v in result.val_scores.items()}}
+    return {
+        "test_acc": result.test_acc,
+        "val_acc": result.val_acc,
+        "selected": result.selected,
+        "val_scores": {str(k): v for k, v in result.val_scores.items()},
+    }
 
 
-def linear_probe_predictions(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, test_x: Tensor,
-                             test_y: Tensor, weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
-                             max_iter: int = 200) -> tuple[ProbeResult, Tensor]:
+def linear_probe_predictions(
+    train_x: Tensor,
+    train_y: Tensor,
+    val_x: Tensor,
+    val_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+    max_iter: int = 200,
+) -> tuple[ProbeResult, Tensor]:
     """``probes.linear_probe`` and the selected model's test predictions [N_test] int64."""
     result = linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, weight_decays, max_iter)
     return result, result.test_pred
@@ -111,24 +140,36 @@ def representation_bits(method: Method, kind: str, dim: int) -> tuple[int, str]:
 
 # ----------------------------------------------------------------------------- sections
 
+
 def probe_representations(train_x, val_x, test_x, splits: DataSplits, cfg: EvalConfig | EvalOptions) -> dict[str, Any]:
     """Linear probe + kNN + effective rank of already-extracted features [N_split, D] (used for baselines)."""
     s = splits
-    linear = linear_probe(train_x, s.train.labels, val_x, s.val.labels, test_x, s.test.labels,
-                          weight_decays=tuple(cfg.linear_weight_decays))
+    linear = linear_probe(
+        train_x,
+        s.train.labels,
+        val_x,
+        s.val.labels,
+        test_x,
+        s.test.labels,
+        weight_decays=tuple(cfg.linear_weight_decays),
+    )
     knn = knn_probe(train_x, s.train.labels, val_x, s.val.labels, test_x, s.test.labels, ks=tuple(cfg.knn_k))
     return {
-        "linear_acc": linear.test_acc, "linear_val_acc": linear.val_acc,
+        "linear_acc": linear.test_acc,
+        "linear_val_acc": linear.val_acc,
         "linear_weight_decay": linear.selected["weight_decay"],
-        "knn_acc": knn.test_acc, "knn_val_acc": knn.val_acc, "knn_k": knn.selected["k"],
-        "effective_rank": effective_rank(test_x), "feature_dim": int(train_x.shape[1]),
+        "knn_acc": knn.test_acc,
+        "knn_val_acc": knn.val_acc,
+        "knn_k": knn.selected["k"],
+        "effective_rank": effective_rank(test_x),
+        "feature_dim": int(train_x.shape[1]),
     }
 
 
 def _selection_rules(opts: EvalOptions) -> dict[str, str]:
     return {
         "linear": f"weight decay in {list(opts.linear_weight_decays)} with the highest validation accuracy "
-                  "(fitted strongest first, warm-started); ties -> the stronger decay",
+        "(fitted strongest first, warm-started); ties -> the stronger decay",
         "knn": f"k in {list(opts.knn_k)} with the highest validation accuracy; ties -> the smaller k",
         "mlp": "(weight decay, epoch) with the highest validation accuracy (early stopping)",
         "clustering": "none: GMM fitted on the test features without labels, number of clusters = classes",
@@ -139,9 +180,17 @@ def _selection_rules(opts: EvalOptions) -> dict[str, str]:
     }
 
 
-def _uncertainty_section(scorer: Scorer, test_images: Tensor, test_feats: Tensor, correct: Tensor,
-                         ood_images: dict[str, Tensor], ood_desc: dict[str, str], saved_rows: Tensor,
-                         opts: EvalOptions, timing: dict) -> dict[str, Any]:
+def _uncertainty_section(
+    scorer: Scorer,
+    test_images: Tensor,
+    test_feats: Tensor,
+    correct: Tensor,
+    ood_images: dict[str, Tensor],
+    ood_desc: dict[str, str],
+    saved_rows: Tensor,
+    opts: EvalOptions,
+    timing: dict,
+) -> dict[str, Any]:
     tic = time.perf_counter()
     test_scores = scorer.all(test_images, test_feats)
     ood_scores = {name: scorer.all(images) for name, images in ood_images.items()}
@@ -151,12 +200,20 @@ def _uncertainty_section(scorer: Scorer, test_images: Tensor, test_feats: Tensor
         risk = aurc(u, correct)
         entry = {
             "description": SCORE_DESCRIPTIONS[name],
-            "mean_test": float(u.mean()), "std_test": float(u.std()) if len(u) > 1 else 0.0,
+            "mean_test": float(u.mean()),
+            "std_test": float(u.std()) if len(u) > 1 else 0.0,
             "misclassification": misclassification_detection(u, correct),
-            "selective": {"coverage": rounded_floats(coverage), "accuracy": rounded_floats(accuracy), "aurc": risk,
-                          "aurc_optimal": aurc_optimal(correct), "eaurc": risk - aurc_optimal(correct)},
-            "ood": {ood: {**ood_detection(u, ood_scores[ood][name]), "mean_ood": float(ood_scores[ood][name].mean())}
-                    for ood in ood_images},
+            "selective": {
+                "coverage": rounded_floats(coverage),
+                "accuracy": rounded_floats(accuracy),
+                "aurc": risk,
+                "aurc_optimal": aurc_optimal(correct),
+                "eaurc": risk - aurc_optimal(correct),
+            },
+            "ood": {
+                ood: {**ood_detection(u, ood_scores[ood][name]), "mean_ood": float(ood_scores[ood][name].mean())}
+                for ood in ood_images
+            },
         }
         scores[name] = entry
     timing["uncertainty"] = time.perf_counter() - tic
@@ -172,29 +229,40 @@ def _uncertainty_section(scorer: Scorer, test_images: Tensor, test_feats: Tensor
     return {
         "primary": scorer.primary,
         "scores_available": scorer.names,
-        "ood_sets": {name: {"description": ood_desc[name], "num_images": len(images)}
-                     for name, images in ood_images.items()},
+        "ood_sets": {
+            name: {"description": ood_desc[name], "num_images": len(images)} for name, images in ood_images.items()
+        },
         "corruption_levels": {name: list(SEVERITIES[name]) for name in CORRUPTIONS} if opts.corruptions else {},
         "corruption_samples": int(min(len(test_images), opts.corruption_samples or len(test_images)))
-        if opts.corruptions else 0,
+        if opts.corruptions
+        else 0,
         "scores": scores,
         "samples": {
             "test_index": saved_rows.tolist(),
             "test": {name: rounded_floats(u[saved_rows]) for name, u in test_scores.items()},
-            "ood": {ood: {name: rounded_floats(u[ood_rows[ood]]) for name, u in per.items()}
-                    for ood, per in ood_scores.items()},
+            "ood": {
+                ood: {name: rounded_floats(u[ood_rows[ood]]) for name, u in per.items()}
+                for ood, per in ood_scores.items()
+            },
         },
     }, test_scores
 
 
-def _compression_section(method: Method, kind: str, feats: list[Tensor], splits: DataSplits, linear_acc: float,
-                         opts: EvalOptions) -> dict[str, Any]:
+def _compression_section(
+    method: Method, kind: str, feats: list[Tensor], splits: DataSplits, linear_acc: float, opts: EvalOptions
+) -> dict[str, Any]:
     dim = int(feats[0].shape[1])
     bits, rule = representation_bits(method, kind, dim)
     c, h, w = splits.image_shape
     input_bits = c * h * w * 8
-    out = {"representation_bits": bits, "bits_rule": rule, "input_bits": input_bits,
-           "input_bits_rule": f"C*H*W*8 = {c}*{h}*{w}*8", "ratio": input_bits / bits, "linear_acc": linear_acc}
+    out = {
+        "representation_bits": bits,
+        "bits_rule": rule,
+        "input_bits": input_bits,
+        "input_bits_rule": f"C*H*W*8 = {c}*{h}*{w}*8",
+        "ratio": input_bits / bits,
+        "linear_acc": linear_acc,
+    }
     bits_per_dim = bits / dim
     do_curve = opts.compression_curve if opts.compression_curve is not None else bits_per_dim < 32
     if do_curve:
@@ -203,8 +271,15 @@ def _compression_section(method: Method, kind: str, feats: list[Tensor], splits:
             if d == dim:
                 acc, val = linear_acc, None
             else:
-                result = linear_probe(feats[0][:, :d], splits.train.labels, feats[1][:, :d], splits.val.labels,
-                                      feats[2][:, :d], splits.test.labels, weight_decays=opts.linear_weight_decays)
+                result = linear_probe(
+                    feats[0][:, :d],
+                    splits.train.labels,
+                    feats[1][:, :d],
+                    splits.val.labels,
+                    feats[2][:, :d],
+                    splits.test.labels,
+                    weight_decays=opts.linear_weight_decays,
+                )
                 acc, val = result.test_acc, result.val_acc
             curve.append({"dims": d, "bits": int(round(d * bits_per_dim)), "linear_acc": acc, "val_acc": val})
             d //= 2
@@ -214,6 +289,7 @@ def _compression_section(method: Method, kind: str, feats: list[Tensor], splits:
 
 
 # ----------------------------------------------------------------------------- main entry points
+
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
     """Flat headline numbers (what reports tabulate and average over seeds)."""
@@ -261,9 +337,14 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | EvalConfig | None = None,
-                    device: str | torch.device = "cpu", config: Config | None = None,
-                    image_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate_method(
+    method: Method,
+    splits: DataSplits,
+    options: EvalOptions | EvalConfig | None = None,
+    device: str | torch.device = "cpu",
+    config: Config | None = None,
+    image_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Every section of the evaluation for one method on ``splits``. Returns a JSON-able dict.
 
     ``options``: :class:`EvalOptions` (an :class:`EvalConfig` is converted). ``config``: the run's config
@@ -287,15 +368,18 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     labels = [splits.train.labels, splits.val.labels, splits.test.labels]
 
     tic = time.perf_counter()
-    feats = [extract(method, split.images, kind, opts.batch_size, device)
-             for split in (splits.train, splits.val, splits.test)]
+    feats = [
+        extract(method, split.images, kind, opts.batch_size, device)
+        for split in (splits.train, splits.val, splits.test)
+    ]
     embedding = extract_embeddings(method, splits.test.images, opts.batch_size, device)
     timing["features"] = time.perf_counter() - tic
 
     # ---- probes
     tic = time.perf_counter()
-    linear, linear_pred = linear_probe_predictions(feats[0], labels[0], feats[1], labels[1], feats[2], labels[2],
-                                                   weight_decays=opts.linear_weight_decays)
+    linear, linear_pred = linear_probe_predictions(
+        feats[0], labels[0], feats[1], labels[1], feats[2], labels[2], weight_decays=opts.linear_weight_decays
+    )
     correct = linear_pred == labels[2]
     knn = knn_probe(feats[0], labels[0], feats[1], labels[1], feats[2], labels[2], ks=opts.knn_k)
     probes: dict[str, Any] = {"linear": _probe_dict(linear), "knn": _probe_dict(knn)}
@@ -304,25 +388,37 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         tic = time.perf_counter()
         # >= ~20 steps per epoch on small training sets (1024-row batches would give digits 2 steps an epoch)
         mlp_batch = int(min(1024, max(32, math.ceil(len(feats[0]) / 20))))
-        probes["mlp"] = _probe_dict(mlp_probe(feats[0], labels[0], feats[1], labels[1], feats[2], labels[2],
-                                              batch_size=mlp_batch, seed=opts.seed))
+        probes["mlp"] = _probe_dict(
+            mlp_probe(
+                feats[0], labels[0], feats[1], labels[1], feats[2], labels[2], batch_size=mlp_batch, seed=opts.seed
+            )
+        )
         probes["mlp"]["batch_size"] = mlp_batch
         timing["mlp"] = time.perf_counter() - tic
     if opts.clustering:
         tic = time.perf_counter()
-        probes["clustering"] = {**clustering_scores(feats[2], labels[2], seed=opts.seed),
-                                "num_clusters": splits.num_classes, "split": "test",
-                                "method": "diagonal GMM (EM, k-means init) on standardised features, PCA to 32 "
-                                          "dims; Hungarian-matched accuracy, NMI (arithmetic), ARI"}
+        probes["clustering"] = {
+            **clustering_scores(feats[2], labels[2], seed=opts.seed),
+            "num_clusters": splits.num_classes,
+            "split": "test",
+            "method": "diagonal GMM (EM, k-means init) on standardised features, PCA to 32 "
+            "dims; Hungarian-matched accuracy, NMI (arithmetic), ARI",
+        }
         timing["clustering"] = time.perf_counter() - tic
 
     # ---- geometry
     tic = time.perf_counter()
     geometry: dict[str, Any] = {
-        "representation": {"dim": int(feats[2].shape[1]), "effective_rank": effective_rank(feats[2]),
-                           "spectrum": rounded_floats(covariance_spectrum(feats[2]), 8)},
-        "embedding": {"dim": int(embedding.shape[1]), "effective_rank": effective_rank(embedding),
-                      "spectrum": rounded_floats(covariance_spectrum(embedding), 8)},
+        "representation": {
+            "dim": int(feats[2].shape[1]),
+            "effective_rank": effective_rank(feats[2]),
+            "spectrum": rounded_floats(covariance_spectrum(feats[2]), 8),
+        },
+        "embedding": {
+            "dim": int(embedding.shape[1]),
+            "effective_rank": effective_rank(embedding),
+            "spectrum": rounded_floats(covariance_spectrum(embedding), 8),
+        },
         "split": "test",
     }
     if opts.alignment:
@@ -337,7 +433,8 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         geometry["alignment_protocol"] = (
             f"alignment: mean squared distance between the L2-normalised codes of two views of {len(rows)} test "
             f"images augmented with the run's own augmenter (recipe {config.augment.recipe!r}); uniformity: "
-            "log mean exp(-2 squared distance) over all pairs of <= 2000 normalised test codes")
+            "log mean exp(-2 squared distance) over all pairs of <= 2000 normalised test codes"
+        )
     timing["geometry"] = time.perf_counter() - tic
 
     # ---- information
@@ -355,8 +452,9 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         ood_images, ood_desc = {}, {}
         for name in opts.ood:
             ood_images[name], ood_desc[name] = make_ood_images(name, splits, config, opts.seed, opts.ood_max_images)
-        uncertainty_out, test_scores = _uncertainty_section(scorer, splits.test.images, feats[2], correct,
-                                                            ood_images, ood_desc, saved_rows, opts, timing)
+        uncertainty_out, test_scores = _uncertainty_section(
+            scorer, splits.test.images, feats[2], correct, ood_images, ood_desc, saved_rows, opts, timing
+        )
         uncertainty_out["samples"]["labels"] = labels[2][saved_rows].tolist()
         uncertainty_out["samples"]["correct"] = correct[saved_rows].tolist()
 
@@ -373,9 +471,15 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         tic = time.perf_counter()
         tr = subsample_rows(len(splits.train), opts.style_train_samples, opts.seed)
         te = subsample_rows(len(splits.test), opts.style_test_samples, opts.seed)
-        content_style = content_style_probes(lambda x: method.represent(x.to(device), kind).float(),
-                                             splits.train.images[tr], labels[0][tr], splits.test.images[te],
-                                             labels[2][te], seed=opts.seed, batch_size=opts.batch_size)
+        content_style = content_style_probes(
+            lambda x: method.represent(x.to(device), kind).float(),
+            splits.train.images[tr],
+            labels[0][tr],
+            splits.test.images[te],
+            labels[2][te],
+            seed=opts.seed,
+            batch_size=opts.batch_size,
+        )
         timing["content_style"] = time.perf_counter() - tic
 
     # ---- 2-D map
@@ -384,10 +488,14 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         tic = time.perf_counter()
         rows = subsample_rows(len(splits.test), opts.map_samples, opts.seed)
         coords = tsne_map(feats[2][rows], opts.seed)
-        embedding_map = {"method": "t-SNE (sklearn, perplexity min(30, (n-1)/3), PCA init) of the standardised "
-                                   "test representations", "index": rows.tolist(),
-                         "x": rounded_floats(coords[:, 0], 4), "y": rounded_floats(coords[:, 1], 4),
-                         "labels": labels[2][rows].tolist(), "correct": correct[rows].tolist()}
+        embedding_map = {
+            "method": "t-SNE (sklearn, perplexity min(30, (n-1)/3), PCA init) of the standardised test representations",
+            "index": rows.tolist(),
+            "x": rounded_floats(coords[:, 0], 4),
+            "y": rounded_floats(coords[:, 1], 4),
+            "labels": labels[2][rows].tolist(),
+            "correct": correct[rows].tolist(),
+        }
         if test_scores is not None:
             embedding_map["uncertainty"] = rounded_floats(test_scores[scorer.primary][rows])
             embedding_map["uncertainty_score"] = scorer.primary
@@ -397,8 +505,9 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
     images = {}
     if opts.images and image_dir is not None:
         tic = time.perf_counter()
-        primary_scores = test_scores[scorer.primary] if test_scores is not None else scorer.score(
-            splits.test.images, scorer.primary)
+        primary_scores = (
+            test_scores[scorer.primary] if test_scores is not None else scorer.score(splits.test.images, scorer.primary)
+        )
         images = images_section(method, splits, scorer.primary, primary_scores, Path(image_dir), opts, device)
         timing["images"] = time.perf_counter() - tic
 
@@ -408,23 +517,35 @@ def evaluate_method(method: Method, splits: DataSplits, options: EvalOptions | E
         if config is None:
             raise ValueError("fine-tuning needs the run's config (its augmentation recipe)")
         tic = time.perf_counter()
-        fine_tuning = fine_tune(method, splits, config, epochs=opts.fine_tune_epochs, lr=opts.fine_tune_lr,
-                                device=device, seed=opts.seed)
+        fine_tuning = fine_tune(
+            method, splits, config, epochs=opts.fine_tune_epochs, lr=opts.fine_tune_lr, device=device, seed=opts.seed
+        )
         timing["fine_tuning"] = time.perf_counter() - tic
 
     c, h, w = splits.image_shape
     metrics: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
-        "representation": {"kind": kind, "dim": int(feats[0].shape[1]),
-                           "description": REPRESENTATION_DESCRIPTIONS[kind],
-                           "embedding": "mean", "embedding_dim": int(embedding.shape[1])},
-        "splits": {"dataset": splits.name, "train": len(splits.train), "val": len(splits.val),
-                   "test": len(splits.test), "num_classes": splits.num_classes, "classes": list(splits.train.classes),
-                   "image_shape": [c, h, w],
-                   "val_fraction": config.data.val_fraction, "split_seed": config.data.split_seed,
-                   "train_subset": config.data.train_subset,
-                   "rule": "hyper-parameters selected on val; every reported number is on test (features of "
-                           "train fit the probes)"},
+        "representation": {
+            "kind": kind,
+            "dim": int(feats[0].shape[1]),
+            "description": REPRESENTATION_DESCRIPTIONS[kind],
+            "embedding": "mean",
+            "embedding_dim": int(embedding.shape[1]),
+        },
+        "splits": {
+            "dataset": splits.name,
+            "train": len(splits.train),
+            "val": len(splits.val),
+            "test": len(splits.test),
+            "num_classes": splits.num_classes,
+            "classes": list(splits.train.classes),
+            "image_shape": [c, h, w],
+            "val_fraction": config.data.val_fraction,
+            "split_seed": config.data.split_seed,
+            "train_subset": config.data.train_subset,
+            "rule": "hyper-parameters selected on val; every reported number is on test (features of "
+            "train fit the probes)",
+        },
         "selection": _selection_rules(opts),
         "protocol": PROTOCOL,
         "options": opts.to_dict(),
@@ -461,16 +582,27 @@ def evaluate_baselines(config: Config, splits: DataSplits, cfg: EvalConfig | Non
     raw = [split.images.flatten(1).float() / 255 for split in (splits.train, splits.val, splits.test)]
     torch.manual_seed(config.train.seed)
     random_method = create_method(config, splits.image_shape).eval()
-    rand = [extract(random_method, split.images, "backbone", cfg.batch_size)
-            for split in (splits.train, splits.val, splits.test)]
-    return {"raw_pixels": probe_representations(*raw, splits, cfg),
-            "random_encoder": probe_representations(*rand, splits, cfg)}
+    rand = [
+        extract(random_method, split.images, "backbone", cfg.batch_size)
+        for split in (splits.train, splits.val, splits.test)
+    ]
+    return {
+        "raw_pixels": probe_representations(*raw, splits, cfg),
+        "random_encoder": probe_representations(*rand, splits, cfg),
+    }
 
 
-def evaluate_run(run_dir: str | Path, representation: str | None = None, device: str = "cpu", write: bool = True,
-                 options: EvalOptions | None = None, ood: list[str] | tuple[str, ...] | None = None,
-                 mode: str = "default", progress: Callable[[str], None] | None = None,
-                 **overrides) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    representation: str | None = None,
+    device: str = "cpu",
+    write: bool = True,
+    options: EvalOptions | None = None,
+    ood: list[str] | tuple[str, ...] | None = None,
+    mode: str = "default",
+    progress: Callable[[str], None] | None = None,
+    **overrides,
+) -> dict[str, Any]:
     """Load RUN_DIR's latest checkpoint, evaluate it, and write RUN_DIR/eval.json (+ RUN_DIR/eval_images/).
 
     Options: ``options`` if given, else ``EvalOptions.make(mode, <the run's eval config>, **overrides)``
@@ -486,19 +618,34 @@ def evaluate_run(run_dir: str | Path, representation: str | None = None, device:
     if progress:
         progress(f"evaluating {run_dir} ({config.method.name} on {config.data.name})")
     splits = load_splits(config)
-    metrics = evaluate_method(method, splits, opts, device, config=config,
-                              image_dir=run_dir / "eval_images" if write else None)
+    metrics = evaluate_method(
+        method, splits, opts, device, config=config, image_dir=run_dir / "eval_images" if write else None
+    )
     if metrics.get("images"):
         metrics["images"] = {k: str(Path(v).relative_to(run_dir)) for k, v in metrics["images"].items()}
-    metrics["run"] = {"run_dir": str(run_dir), "method": config.method.name, "dataset": config.data.name,
-                      "step": state.step, "epoch": state.epoch, "seed": config.train.seed,
-                      "probabilistic": bool(method.probabilistic),
-                      "generative": bool(hasattr(method, "reconstruct") or hasattr(method, "sample"))}
+    metrics["run"] = {
+        "run_dir": str(run_dir),
+        "method": config.method.name,
+        "dataset": config.data.name,
+        "step": state.step,
+        "epoch": state.epoch,
+        "seed": config.train.seed,
+        "probabilistic": bool(method.probabilistic),
+        "generative": bool(hasattr(method, "reconstruct") or hasattr(method, "sample")),
+    }
     metrics["config"] = config.to_dict()
     metrics["runtime_config_keys"] = list(RUNTIME_KEYS)
     # Flat aliases kept for older callers.
-    metrics.update({"run_dir": str(run_dir), "method": config.method.name, "dataset": config.data.name,
-                    "step": state.step, "epoch": state.epoch, "seed": config.train.seed})
+    metrics.update(
+        {
+            "run_dir": str(run_dir),
+            "method": config.method.name,
+            "dataset": config.data.name,
+            "step": state.step,
+            "epoch": state.epoch,
+            "seed": config.train.seed,
+        }
+    )
     if write:
         (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1))
     return metrics

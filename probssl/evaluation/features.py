@@ -1,4 +1,5 @@
 """Frozen-feature extraction: batched, no augmentation, eval mode, no gradients."""
+
 from __future__ import annotations
 
 import torch
@@ -9,27 +10,34 @@ from probssl.train import to_float_images
 
 
 @torch.no_grad()
-def extract(method: Method, images: Tensor, kind: str = "auto", batch_size: int = 1024,
-            device: str | torch.device = "cpu") -> Tensor:
+def extract(
+    method: Method, images: Tensor, kind: str = "auto", batch_size: int = 1024, device: str | torch.device = "cpu"
+) -> Tensor:
     """uint8 or float images [N, C, H, W] -> representation [N, D] (float32, on CPU)."""
     method.eval()
-    out = [method.represent(to_float_images(images[i:i + batch_size].to(device)), kind).float().cpu()
-           for i in range(0, len(images), batch_size)]
+    out = [
+        method.represent(to_float_images(images[i : i + batch_size].to(device)), kind).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out)
 
 
 @torch.no_grad()
-def extract_uncertainty(method: Method, images: Tensor, batch_size: int = 1024,
-                        device: str | torch.device = "cpu") -> Tensor:
+def extract_uncertainty(
+    method: Method, images: Tensor, batch_size: int = 1024, device: str | torch.device = "cpu"
+) -> Tensor:
     """Per-image posterior uncertainty score [N] (zeros for point-mass methods)."""
     method.eval()
-    out = [method.posterior(to_float_images(images[i:i + batch_size].to(device))).uncertainty().float().cpu()
-           for i in range(0, len(images), batch_size)]
+    out = [
+        method.posterior(to_float_images(images[i : i + batch_size].to(device))).uncertainty().float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out)
 
 
 @torch.no_grad()
-def extract_embeddings(method: Method, images: Tensor, batch_size: int = 1024,
-                       device: str | torch.device = "cpu") -> Tensor:
+def extract_embeddings(
+    method: Method, images: Tensor, batch_size: int = 1024, device: str | torch.device = "cpu"
+) -> Tensor:
     """Posterior mean direction on the sphere / latent mean, [N, d]."""
     return extract(method, images, "mean", batch_size, device)

@@ -5,6 +5,7 @@ training split, each batch augmented once with the run's own augmentation recipe
 selected on validation accuracy and the test accuracy of that epoch is reported (the test split is
 scored every epoch but never used to choose).
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,14 +26,22 @@ def _accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int,
     model.eval()
     correct = 0
     for i in range(0, len(images), batch_size):
-        logits = model(to_float_images(images[i:i + batch_size].to(device)))
-        correct += (logits.argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
+        logits = model(to_float_images(images[i : i + batch_size].to(device)))
+        correct += (logits.argmax(1).cpu() == labels[i : i + batch_size]).sum().item()
     return correct / max(len(images), 1)
 
 
-def fine_tune(method: Method, splits: DataSplits, config: Config, epochs: int = 10, lr: float = 1e-3,
-              weight_decay: float = 1e-4, batch_size: int = 256, device: str | torch.device = "cpu",
-              seed: int = 0) -> dict:
+def fine_tune(
+    method: Method,
+    splits: DataSplits,
+    config: Config,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> dict:
     """Fine-tune ``method.backbone`` (a copy; the method is untouched) with a linear head.
 
     Returns {test_acc, val_acc, epoch (selected, 1-based), epochs, lr, weight_decay, val_curve, test_curve}.
@@ -52,7 +61,7 @@ def fine_tune(method: Method, splits: DataSplits, config: Config, epochs: int = 
         model.train()
         order = torch.randperm(n, generator=generator)
         for b in range(max(1, n // batch_size)):
-            index = order[b * batch_size:(b + 1) * batch_size]
+            index = order[b * batch_size : (b + 1) * batch_size]
             x = augmenter(to_float_images(images[index]).to(device), views=1, generator=generator)[0]
             for group in optimizer.param_groups:  # cosine decay without warm-up: the backbone is pretrained
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -65,7 +74,15 @@ def fine_tune(method: Method, splits: DataSplits, config: Config, epochs: int = 
         test_curve.append(_accuracy(model, splits.test.images, splits.test.labels, 1024, device))
         if best is None or val_curve[-1] > val_curve[best]:
             best = epoch
-    return {"test_acc": test_curve[best], "val_acc": val_curve[best], "epoch": best + 1, "epochs": epochs,
-            "lr": lr, "weight_decay": weight_decay, "val_curve": val_curve, "test_curve": test_curve,
-            "protocol": "backbone copy + linear head, AdamW, cosine lr, the run's augmentation (one view), "
-                        "epoch selected on validation accuracy"}
+    return {
+        "test_acc": test_curve[best],
+        "val_acc": val_curve[best],
+        "epoch": best + 1,
+        "epochs": epochs,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "val_curve": val_curve,
+        "test_curve": test_curve,
+        "protocol": "backbone copy + linear head, AdamW, cosine lr, the run's augmentation (one view), "
+        "epoch selected on validation accuracy",
+    }

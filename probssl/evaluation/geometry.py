@@ -1,4 +1,5 @@
 """Geometry of a representation: covariance spectrum and effective rank (dimensional collapse)."""
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ Two estimators with different failure modes, so that agreement means something:
 
 Both are in nats; :func:`mutual_information` reports both in nats and bits with the method named.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,17 @@ def label_entropy(labels: Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
-def mi_classifier_lower_bound(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
-                              weight_decays=(1e-3, 1e-4, 1e-5), val_fraction: float = 0.1,
-                              max_train_samples: int | None = 20_000, seed: int = 0, max_iter: int = 100) -> dict:
+def mi_classifier_lower_bound(
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    weight_decays=(1e-3, 1e-4, 1e-5),
+    val_fraction: float = 0.1,
+    max_train_samples: int | None = 20_000,
+    seed: int = 0,
+    max_iter: int = 100,
+) -> dict:
     """Barber-Agakov variational lower bound on I(Z; Y) from a multinomial logistic regression.
 
     For any classifier q(y | z):  I(Z; Y) = H(Y) - H(Y | Z) >= H(Y) - E[-log q(Y | Z)].
@@ -73,13 +82,25 @@ def mi_classifier_lower_bound(train_x: Tensor, train_y: Tensor, test_x: Tensor, 
     cross_entropy = F.cross_entropy(test_x @ w + b, test_y).item()
     entropy = label_entropy(test_y)
     nats = entropy - cross_entropy
-    return {"nats": nats, "bits": nats / NATS_PER_BIT, "entropy_y_nats": entropy,
-            "cross_entropy_nats": cross_entropy, "weight_decay": wd,
-            "method": "Barber-Agakov lower bound H(Y) - CE of a linear softmax classifier on held-out data"}
+    return {
+        "nats": nats,
+        "bits": nats / NATS_PER_BIT,
+        "entropy_y_nats": entropy,
+        "cross_entropy_nats": cross_entropy,
+        "weight_decay": wd,
+        "method": "Barber-Agakov lower bound H(Y) - CE of a linear softmax classifier on held-out data",
+    }
 
 
-def mi_knn_ksg(features: Tensor, labels: Tensor, k: int = 3, max_samples: int | None = 10_000, seed: int = 0,
-               standardize_features: bool = True, chunk: int = 1024) -> float:
+def mi_knn_ksg(
+    features: Tensor,
+    labels: Tensor,
+    k: int = 3,
+    max_samples: int | None = 10_000,
+    seed: int = 0,
+    standardize_features: bool = True,
+    chunk: int = 1024,
+) -> float:
     """Nearest-neighbour estimate of I(Z; Y) in nats for continuous Z [N, D] and discrete Y [N] (Ross 2014).
 
         I = psi(N) - <psi(N_y)> + <psi(k_i)> - <psi(m_i)>
@@ -155,13 +176,24 @@ def mi_knn_ksg(features: Tensor, labels: Tensor, k: int = 3, max_samples: int | 
             closer = torch.lt(partial, radius, out=closer_buf[:size])  # strictly closer, i itself included
             m_i[rows] = closer.sum(1, dtype=torch.int32).double()
     digamma = torch.special.digamma
-    estimate = (digamma(torch.tensor(float(n), dtype=torch.float64)) - digamma(class_size[y].double()).mean()
-                + digamma(k_i.double()).mean() - digamma(m_i).mean())
+    estimate = (
+        digamma(torch.tensor(float(n), dtype=torch.float64))
+        - digamma(class_size[y].double()).mean()
+        + digamma(k_i.double()).mean()
+        - digamma(m_i).mean()
+    )
     return float(estimate)
 
 
-def mutual_information(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, k: int = 3,
-                       max_samples: int | None = 10_000, seed: int = 0) -> dict[str, dict]:
+def mutual_information(
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    k: int = 3,
+    max_samples: int | None = 10_000,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Both estimates of I(Z; Y) for one representation, each in nats and bits with its method named.
 
     The classifier bound trains on (train_x, train_y) and is measured on the test split; the kNN estimate
@@ -171,9 +203,14 @@ def mutual_information(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y:
     knn = mi_knn_ksg(test_x, test_y, k=k, max_samples=max_samples, seed=seed)
     return {
         "classifier_lower_bound": {"nats": bound["nats"], "bits": bound["bits"], "method": bound["method"]},
-        "knn_ross": {"nats": knn, "bits": knn / NATS_PER_BIT,
-                     "method": f"Ross (2014) kNN estimator, k={k}, Euclidean, standardised features, "
-                               f"at most {max_samples} rows"},
-        "entropy_y": {"nats": bound["entropy_y_nats"], "bits": bound["entropy_y_nats"] / NATS_PER_BIT,
-                      "method": "plug-in entropy of the test labels (upper bound on I(Z; Y))"},
+        "knn_ross": {
+            "nats": knn,
+            "bits": knn / NATS_PER_BIT,
+            "method": f"Ross (2014) kNN estimator, k={k}, Euclidean, standardised features, at most {max_samples} rows",
+        },
+        "entropy_y": {
+            "nats": bound["entropy_y_nats"],
+            "bits": bound["entropy_y_nats"] / NATS_PER_BIT,
+            "method": "plug-in entropy of the test labels (upper bound on I(Z; Y))",
+        },
     }

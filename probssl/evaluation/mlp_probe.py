@@ -9,6 +9,7 @@ All weight-decay settings are trained simultaneously as one batched model ([P, D
 mini-batches, P independent losses summed): one matmul per layer instead of P, which on a CPU is about
 as fast per setting as training P separate models but with a P-times smaller Python / dispatch overhead.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,13 +34,24 @@ def _accuracy(x: Tensor, y: Tensor, params: dict[str, Tensor], chunk: int = 8192
     correct = torch.zeros(params["w1"].shape[0])
     with torch.no_grad():
         for i in range(0, len(x), chunk):
-            correct += (_forward(x[i:i + chunk], params).argmax(-1) == y[i:i + chunk]).sum(1)
+            correct += (_forward(x[i : i + chunk], params).argmax(-1) == y[i : i + chunk]).sum(1)
     return correct / len(x)
 
 
-def mlp_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, test_x: Tensor, test_y: Tensor,
-              hidden: int = 512, epochs: int = 8, weight_decays=(0.0, 0.1), lr: float = 2e-3,
-              batch_size: int = 1024, seed: int = 0) -> ProbeResult:
+def mlp_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    val_x: Tensor,
+    val_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    hidden: int = 512,
+    epochs: int = 8,
+    weight_decays=(0.0, 0.1),
+    lr: float = 2e-3,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> ProbeResult:
     """One-hidden-layer ReLU MLP (D -> hidden -> K) trained with AdamW on standardised features.
 
     Training: mini-batches of ``batch_size`` reshuffled every epoch, learning rate ``lr`` with a cosine
@@ -66,8 +78,12 @@ def mlp_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, te
         bound = 1 / math.sqrt(fan_in)
         return ((torch.rand(shape, generator=generator) * 2 - 1) * bound).expand(num_settings, *shape).clone()
 
-    params = {"w1": uniform((dim, hidden), dim), "b1": uniform((1, hidden), dim),
-              "w2": uniform((hidden, num_classes), hidden), "b2": uniform((1, num_classes), hidden)}
+    params = {
+        "w1": uniform((dim, hidden), dim),
+        "b1": uniform((1, hidden), dim),
+        "w2": uniform((hidden, num_classes), hidden),
+        "b2": uniform((1, num_classes), hidden),
+    }
     for p in params.values():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params.values(), lr=lr)
@@ -81,7 +97,7 @@ def mlp_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, te
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(train_x), generator=generator)
         for i in range(0, len(train_x), batch_size):
-            rows = order[i:i + batch_size]
+            rows = order[i : i + batch_size]
             current_lr = 0.5 * lr * (1 + math.cos(math.pi * step / total_steps))
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
@@ -103,8 +119,11 @@ def mlp_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, te
             best_params[k][improved] = v.detach()[improved]
 
     chosen = int(best_acc.argmax())
-    chosen_params = {k: v[chosen:chosen + 1] for k, v in best_params.items()}
+    chosen_params = {k: v[chosen : chosen + 1] for k, v in best_params.items()}
     test_acc = float(_accuracy(test_x, test_y, chosen_params)[0])
-    return ProbeResult(test_acc=test_acc, val_acc=float(best_acc[chosen]),
-                       selected={"weight_decay": decays[chosen], "epoch": int(best_epoch[chosen]), "hidden": hidden},
-                       val_scores={wd: float(acc) for wd, acc in zip(decays, best_acc)})
+    return ProbeResult(
+        test_acc=test_acc,
+        val_acc=float(best_acc[chosen]),
+        selected={"weight_decay": decays[chosen], "epoch": int(best_epoch[chosen]), "hidden": hidden},
+        val_scores={wd: float(acc) for wd, acc in zip(decays, best_acc)},
+    )

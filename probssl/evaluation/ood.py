@@ -1,5 +1,6 @@
 """Out-of-distribution image sets: synthetic ones made from the test split, or another dataset's test split
 converted to the in-distribution channels and size."""
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,7 @@ __all__ = ["DEFAULT_OOD", "SYNTHETIC_OOD", "adapt_images", "make_ood_images"]
 SYNTHETIC_OOD = {
     "noise": "uniform noise: every pixel i.i.d. uniform on {0, ..., 255}, as many images as the test split",
     "shuffled": "the test images with their pixel positions randomly permuted (one permutation per image, "
-                "shared by the channels): the same intensities without spatial structure",
+    "shared by the channels): the same intensities without spatial structure",
     "inverted": "the test images with inverted intensities, 255 - x",
     "vflip": "the test images flipped upside down (near-OOD: some classes are nearly symmetric)",
 }
@@ -28,15 +29,19 @@ def adapt_images(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
     c, h, w = shape
     x = images.float()
     if x.shape[1] != c:
-        x = x.repeat(1, 3, 1, 1) if c == 3 else (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(
-            1, keepdim=True)
+        x = (
+            x.repeat(1, 3, 1, 1)
+            if c == 3
+            else (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        )
     if tuple(x.shape[-2:]) != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
-def make_ood_images(name: str, splits: DataSplits, config: Config | None = None, seed: int = 0,
-                    max_images: int = 10_000) -> tuple[Tensor, str]:
+def make_ood_images(
+    name: str, splits: DataSplits, config: Config | None = None, seed: int = 0, max_images: int = 10_000
+) -> tuple[Tensor, str]:
     """Out-of-distribution images uint8 [M, C, H, W] in the in-distribution shape, and their description.
 
     ``name``: a synthetic set (:data:`SYNTHETIC_OOD`) made from / like the test split, or a dataset name
@@ -62,8 +67,10 @@ def make_ood_images(name: str, splits: DataSplits, config: Config | None = None,
         try:
             key = canonical_name(name)
         except DataError as err:
-            raise DataError(f"Unknown OOD set {name!r}: use a synthetic set ({', '.join(SYNTHETIC_OOD)}) or a "
-                            f"dataset ({', '.join(d for d in DATASETS if d != 'folder')}).") from err
+            raise DataError(
+                f"Unknown OOD set {name!r}: use a synthetic set ({', '.join(SYNTHETIC_OOD)}) or a "
+                f"dataset ({', '.join(d for d in DATASETS if d != 'folder')})."
+            ) from err
         if key == "folder":
             raise DataError("the 'folder' dataset cannot be an OOD set (it needs its own data_dir)")
         if key == canonical_name(splits.name):
@@ -71,8 +78,10 @@ def make_ood_images(name: str, splits: DataSplits, config: Config | None = None,
         data = config.data if config is not None else Config().data
         other = load_dataset(key, data.data_dir, download=data.download).test
         images = adapt_images(other.images, splits.image_shape)
-        desc = (f"test split of {key} ({len(other)} images, {other.image_shape[0]}x{other.image_shape[1]}x"
-                f"{other.image_shape[2]}) converted to {'x'.join(map(str, splits.image_shape))}")
+        desc = (
+            f"test split of {key} ({len(other)} images, {other.image_shape[0]}x{other.image_shape[1]}x"
+            f"{other.image_shape[2]}) converted to {'x'.join(map(str, splits.image_shape))}"
+        )
     if len(images) > max_images:
         images = images[subsample_rows(len(images), max_images, seed)]
     return images, desc

@@ -1,4 +1,5 @@
 """What an evaluation computes: :class:`EvalOptions` and its quick / default / full modes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,9 +12,19 @@ from probssl.evaluation.ood import DEFAULT_OOD
 __all__ = ["EvalOptions", "RUNTIME_KEYS"]
 
 # Config keys that do not change what is trained (dropped when reports group runs by config).
-RUNTIME_KEYS = ("train.seed", "train.progress", "train.num_threads", "train.device", "train.log_every",
-                "train.checkpoint_every", "train.checkpoint_every_steps", "train.tensorboard",
-                "train.deterministic", "data.data_dir", "data.download")
+RUNTIME_KEYS = (
+    "train.seed",
+    "train.progress",
+    "train.num_threads",
+    "train.device",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.checkpoint_every_steps",
+    "train.tensorboard",
+    "train.deterministic",
+    "data.data_dir",
+    "data.download",
+)
 
 
 @dataclass
@@ -55,36 +66,46 @@ class EvalOptions:
 
     MODES = {
         # Probes (linear, kNN, GMM), geometry, MI and uncertainty/OOD; no MLP, corruptions, style, t-SNE, images.
-        "quick": dict(mlp=False, corruptions=False, style=False, embedding_map=False, images=False,
-                      compression_curve=False),
+        "quick": dict(
+            mlp=False, corruptions=False, style=False, embedding_map=False, images=False, compression_curve=False
+        ),
         "default": {},
         # Every section without subsampling caps (t-SNE points and saved arrays stay capped at 2,000).
-        "full": dict(alignment_samples=None, corruption_samples=None, compression_curve=True,
-                     style_train_samples=None, style_test_samples=None),
+        "full": dict(
+            alignment_samples=None,
+            corruption_samples=None,
+            compression_curve=True,
+            style_train_samples=None,
+            style_test_samples=None,
+        ),
     }
 
     @classmethod
-    def make(cls, mode: str = "default", cfg: EvalConfig | None = None, **overrides) -> "EvalOptions":
+    def make(cls, mode: str = "default", cfg: EvalConfig | None = None, **overrides) -> EvalOptions:
         """Options of ``mode`` (quick | default | full), the run's ``eval`` config section, then ``overrides``."""
         if mode not in cls.MODES:
             raise ValueError(f"unknown evaluation mode {mode!r}; choose from {', '.join(cls.MODES)}")
         base: dict[str, Any] = dict(cls.MODES[mode])
         if cfg is not None:
-            base.update(representation=cfg.representation, batch_size=cfg.batch_size, knn_k=tuple(cfg.knn_k),
-                        linear_weight_decays=tuple(cfg.linear_weight_decays))
+            base.update(
+                representation=cfg.representation,
+                batch_size=cfg.batch_size,
+                knn_k=tuple(cfg.knn_k),
+                linear_weight_decays=tuple(cfg.linear_weight_decays),
+            )
         base.update(overrides)
         return cls(**base)
 
     @classmethod
-    def quick(cls, **overrides) -> "EvalOptions":
+    def quick(cls, **overrides) -> EvalOptions:
         return cls.make("quick", **overrides)
 
     @classmethod
-    def full(cls, **overrides) -> "EvalOptions":
+    def full(cls, **overrides) -> EvalOptions:
         return cls.make("full", **overrides)
 
     @classmethod
-    def from_config(cls, cfg: EvalConfig | None, **overrides) -> "EvalOptions":
+    def from_config(cls, cfg: EvalConfig | None, **overrides) -> EvalOptions:
         return cls.make("default", cfg or EvalConfig(), **overrides)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 Model selection (weight decay, k) uses the validation split only; the test split is scored once,
 with the selected setting.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,14 @@ def standardize(train: Tensor, *others: Tensor, eps: float = 1e-6) -> list[Tenso
     return [(x - mean) / std for x in (train, *others)]
 
 
-def fit_logistic_regression(x: Tensor, y: Tensor, num_classes: int, weight_decay: float,
-                            init: tuple[Tensor, Tensor] | None = None, max_iter: int = 200) -> tuple[Tensor, Tensor]:
+def fit_logistic_regression(
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    weight_decay: float,
+    init: tuple[Tensor, Tensor] | None = None,
+    max_iter: int = 200,
+) -> tuple[Tensor, Tensor]:
     """Multinomial logistic regression by full-batch L-BFGS.
 
     Args:
@@ -40,8 +47,15 @@ def fit_logistic_regression(x: Tensor, y: Tensor, num_classes: int, weight_decay
     d = x.shape[1]
     w = (init[0].clone() if init else torch.zeros(d, num_classes, dtype=x.dtype)).requires_grad_(True)
     b = (init[1].clone() if init else torch.zeros(num_classes, dtype=x.dtype)).requires_grad_(True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -57,8 +71,16 @@ def accuracy(logits: Tensor, y: Tensor) -> float:
     return (logits.argmax(1) == y).float().mean().item()
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, test_x: Tensor,
-                 test_y: Tensor, weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2), max_iter: int = 200) -> ProbeResult:
+def linear_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    val_x: Tensor,
+    val_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+    max_iter: int = 200,
+) -> ProbeResult:
     """Linear probe on standardised features; weight decay selected on validation accuracy.
 
     Shapes: *_x [N_split, D] float, *_y [N_split] int64. Fitted in float32: on MNIST-sized features
@@ -75,12 +97,24 @@ def linear_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor,
             best = (wd, scores[wd], params)
     wd, val_acc, (w, b) = best
     pred = (test_x @ w + b).argmax(1)
-    return ProbeResult(test_acc=(pred == test_y).float().mean().item(), val_acc=val_acc,
-                       selected={"weight_decay": wd}, val_scores=scores, test_pred=pred)
+    return ProbeResult(
+        test_acc=(pred == test_y).float().mean().item(),
+        val_acc=val_acc,
+        selected={"weight_decay": wd},
+        val_scores=scores,
+        test_pred=pred,
+    )
 
 
-def knn_predict(train_x: Tensor, train_y: Tensor, query_x: Tensor, k: int, num_classes: int,
-                temperature: float = 0.07, chunk: int = 1024) -> Tensor:
+def knn_predict(
+    train_x: Tensor,
+    train_y: Tensor,
+    query_x: Tensor,
+    k: int,
+    num_classes: int,
+    temperature: float = 0.07,
+    chunk: int = 1024,
+) -> Tensor:
     """Weighted cosine kNN (Wu et al. 2018): votes weighted by exp(cos / temperature).
 
     Shapes: train_x [N, D], train_y [N], query_x [M, D] -> predicted labels [M].
@@ -94,17 +128,24 @@ def knn_predict(train_x: Tensor, train_y: Tensor, query_x: Tensor, k: int, num_c
     preds = torch.empty(len(query_x), dtype=torch.long)
     buffer = torch.empty(min(chunk, len(query_x)), len(train_n))
     for i in range(0, len(query_x), chunk):
-        queries = F.normalize(query_x[i:i + chunk].float(), dim=1)
-        sim = torch.mm(queries, train_n.T, out=buffer[:len(queries)])
+        queries = F.normalize(query_x[i : i + chunk].float(), dim=1)
+        sim = torch.mm(queries, train_n.T, out=buffer[: len(queries)])
         top_sim, top_idx = sim.topk(k, dim=1)
         votes = torch.zeros(len(queries), num_classes)
         votes.scatter_add_(1, train_y[top_idx], (top_sim / temperature).exp())
-        preds[i:i + chunk] = votes.argmax(1)
+        preds[i : i + chunk] = votes.argmax(1)
     return preds
 
 
-def knn_probe(train_x: Tensor, train_y: Tensor, val_x: Tensor, val_y: Tensor, test_x: Tensor, test_y: Tensor,
-              ks=(1, 5, 10, 20, 50)) -> ProbeResult:
+def knn_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    val_x: Tensor,
+    val_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    ks=(1, 5, 10, 20, 50),
+) -> ProbeResult:
     """kNN accuracy with k selected on validation."""
     num_classes = int(max(train_y.max(), val_y.max(), test_y.max())) + 1
     scores = {k: (knn_predict(train_x, train_y, val_x, k, num_classes) == val_y).float().mean().item() for k in ks}

@@ -1,4 +1,5 @@
 """Per-image uncertainty scores: the posterior's own, Monte-Carlo dispersion, sigma-based, kNN distance."""
+
 from __future__ import annotations
 
 import torch
@@ -16,13 +17,13 @@ __all__ = ["SCORE_DESCRIPTIONS", "Scorer", "mc_dispersion", "posterior_scores"]
 
 SCORE_DESCRIPTIONS = {
     "posterior": "posterior(x).uncertainty(): the method's own per-image uncertainty (projected normal: "
-                 "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
+    "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
     "mc_dispersion": "1 - ||mean of S unit-normalised posterior samples|| (spherical variance; bits are "
-                     "mapped to +-1 first); 0 = every sample points the same way",
+    "mapped to +-1 first); 0 = every sample points the same way",
     "sigma_mean": "mean of the posterior's scale parameters sigma (projected normal, Gaussian); ignores ||m||",
     "trace": "trace of the posterior covariance, sum of sigma^2 (projected normal: of the underlying Gaussian)",
     "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
-                    "representations; defined for every method",
+    "representations; defined for every method",
 }
 
 
@@ -35,8 +36,9 @@ def dispersion(q, samples: int) -> Tensor:
 
 
 @torch.no_grad()
-def posterior_scores(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
-                     ) -> dict[str, Tensor]:
+def posterior_scores(
+    method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
+) -> dict[str, Tensor]:
     """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
     for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
 
@@ -48,7 +50,7 @@ def posterior_scores(method: Method, images: Tensor, samples: int, batch_size: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
-            q = method.posterior(to_float_images(images[i:i + step].to(device)))
+            q = method.posterior(to_float_images(images[i : i + step].to(device)))
             out.setdefault("posterior", []).append(q.uncertainty().float().cpu())
             out.setdefault("mc_dispersion", []).append(dispersion(q, samples))
             if hasattr(q, "scale"):
@@ -70,8 +72,9 @@ class Scorer:
     (knn_distance, skipped when the representation is passed in).
     """
 
-    def __init__(self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device,
-                 example: Tensor | None = None):
+    def __init__(
+        self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device, example: Tensor | None = None
+    ):
         self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
         posterior_names = []
         if method.probabilistic:

@@ -11,10 +11,11 @@ are balanced (chance = 1 / num_bins), and runs batched: geometric tasks are one 
 ``grid_sample`` call on the whole batch (bilinear, zero padding = black background, the usual background
 of digit images), photometric / morphological ones are tensor ops.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,15 @@ from torch import Tensor
 from probssl.augment import adjust_brightness
 from probssl.evaluation.probes import linear_probe
 
-__all__ = ["STYLE_TASKS", "StyleTask", "apply_style", "content_style_probes", "make_style_dataset",
-           "style_labels", "style_probe"]
+__all__ = [
+    "STYLE_TASKS",
+    "StyleTask",
+    "apply_style",
+    "content_style_probes",
+    "make_style_dataset",
+    "style_labels",
+    "style_probe",
+]
 
 
 @dataclass(frozen=True)
@@ -37,24 +45,57 @@ class StyleTask:
     description: str
 
 
-STYLE_TASKS: dict[str, StyleTask] = {t.name: t for t in (
-    StyleTask("rotation", -45.0, 45.0, 5, False,
-              "rotation about the image centre by an angle in degrees ~ U[-45, 45] (positive = clockwise on "
-              "screen), 5 equal bins of 18 degrees"),
-    StyleTask("scale", 0.6, 1.2, 5, False,
-              "zoom of the content about the image centre by a factor ~ U[0.6, 1.2] (< 1 shrinks it inside a "
-              "black border, > 1 enlarges it and crops the edges), 5 equal bins of 0.12"),
-    StyleTask("translation_x", -0.2, 0.2, 5, False,
-              "horizontal shift of the content by a fraction of the width ~ U[-0.2, 0.2] (positive = right; "
-              "the uncovered strip is black), 5 equal bins of 0.08"),
-    StyleTask("brightness", 0.4, 1.0, 5, False,
-              "multiplication of every pixel by a factor ~ U[0.4, 1.0] (probssl.augment.adjust_brightness), "
-              "5 equal bins of 0.12"),
-    StyleTask("thickness", -1, 1, 3, True,
-              "grey images only: stroke thickness changed by a morphological operation with a 3x3 square "
-              "of radius r ~ U{-1, 0, 1}: r = 1 dilation (3x3 max-pool: bright strokes grow by one pixel "
-              "on each side), r = -1 erosion (3x3 min-pool: they shrink), r = 0 unchanged; 3 classes"),
-)}
+STYLE_TASKS: dict[str, StyleTask] = {
+    t.name: t
+    for t in (
+        StyleTask(
+            "rotation",
+            -45.0,
+            45.0,
+            5,
+            False,
+            "rotation about the image centre by an angle in degrees ~ U[-45, 45] (positive = clockwise on "
+            "screen), 5 equal bins of 18 degrees",
+        ),
+        StyleTask(
+            "scale",
+            0.6,
+            1.2,
+            5,
+            False,
+            "zoom of the content about the image centre by a factor ~ U[0.6, 1.2] (< 1 shrinks it inside a "
+            "black border, > 1 enlarges it and crops the edges), 5 equal bins of 0.12",
+        ),
+        StyleTask(
+            "translation_x",
+            -0.2,
+            0.2,
+            5,
+            False,
+            "horizontal shift of the content by a fraction of the width ~ U[-0.2, 0.2] (positive = right; "
+            "the uncovered strip is black), 5 equal bins of 0.08",
+        ),
+        StyleTask(
+            "brightness",
+            0.4,
+            1.0,
+            5,
+            False,
+            "multiplication of every pixel by a factor ~ U[0.4, 1.0] (probssl.augment.adjust_brightness), "
+            "5 equal bins of 0.12",
+        ),
+        StyleTask(
+            "thickness",
+            -1,
+            1,
+            3,
+            True,
+            "grey images only: stroke thickness changed by a morphological operation with a 3x3 square "
+            "of radius r ~ U{-1, 0, 1}: r = 1 dilation (3x3 max-pool: bright strokes grow by one pixel "
+            "on each side), r = -1 erosion (3x3 min-pool: they shrink), r = 0 unchanged; 3 classes",
+        ),
+    )
+}
 
 
 def _task(task: str) -> StyleTask:
@@ -130,8 +171,7 @@ def apply_style(images: Tensor, task: str, values: Tensor) -> Tensor:
     return _affine(x, theta)
 
 
-def make_style_dataset(images: Tensor, task: str, generator: torch.Generator | None = None
-                       ) -> tuple[Tensor, Tensor]:
+def make_style_dataset(images: Tensor, task: str, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Draw one parameter per image (uniform over the task's range / values), transform, and bin.
 
     Args:
@@ -152,8 +192,10 @@ def make_style_dataset(images: Tensor, task: str, generator: torch.Generator | N
 def _represent(represent_fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int) -> Tensor:
     """represent_fn over mini-batches (bounded memory for big encoders) -> [N, D] float CPU tensor."""
     with torch.no_grad():
-        parts = [torch.as_tensor(represent_fn(images[i:i + batch_size])).detach().float().cpu()
-                 for i in range(0, len(images), batch_size)]
+        parts = [
+            torch.as_tensor(represent_fn(images[i : i + batch_size])).detach().float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
     z = torch.cat(parts)
     return z[:, None] if z.ndim == 1 else z.flatten(1)
 
@@ -164,9 +206,16 @@ def _split_validation(n: int, val_fraction: float, generator: torch.Generator) -
     return perm[num_val:], perm[:num_val]
 
 
-def style_probe(represent_fn: Callable[[Tensor], Tensor], train_images: Tensor, test_images: Tensor, task: str,
-                seed: int = 0, val_fraction: float = 0.1, batch_size: int = 1024,
-                weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2)) -> dict:
+def style_probe(
+    represent_fn: Callable[[Tensor], Tensor],
+    train_images: Tensor,
+    test_images: Tensor,
+    task: str,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    batch_size: int = 1024,
+    weight_decays=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+) -> dict:
     """Linear-probe accuracy for the style bin of ``task`` from the representation.
 
     Both splits are transformed with independent random parameters (one generator seeded with ``seed``,
@@ -187,15 +236,36 @@ def style_probe(represent_fn: Callable[[Tensor], Tensor], train_images: Tensor, 
     test_x, test_y = make_style_dataset(test_images, task, generator)
     fit_rows, val_rows = _split_validation(len(train_x), val_fraction, generator)
     z_train, z_test = _represent(represent_fn, train_x, batch_size), _represent(represent_fn, test_x, batch_size)
-    result = linear_probe(z_train[fit_rows], train_y[fit_rows], z_train[val_rows], train_y[val_rows], z_test,
-                          test_y, weight_decays=weight_decays)
-    return {"task": task, "acc": result.test_acc, "val_acc": result.val_acc, "chance": 1 / spec.num_bins,
-            "num_bins": spec.num_bins, "weight_decay": result.selected["weight_decay"]}
+    result = linear_probe(
+        z_train[fit_rows],
+        train_y[fit_rows],
+        z_train[val_rows],
+        train_y[val_rows],
+        z_test,
+        test_y,
+        weight_decays=weight_decays,
+    )
+    return {
+        "task": task,
+        "acc": result.test_acc,
+        "val_acc": result.val_acc,
+        "chance": 1 / spec.num_bins,
+        "num_bins": spec.num_bins,
+        "weight_decay": result.selected["weight_decay"],
+    }
 
 
-def content_style_probes(represent_fn: Callable[[Tensor], Tensor], train_images: Tensor, train_labels: Tensor,
-                         test_images: Tensor, test_labels: Tensor, tasks: tuple[str, ...] | None = None,
-                         seed: int = 0, val_fraction: float = 0.1, batch_size: int = 1024) -> dict[str, dict]:
+def content_style_probes(
+    represent_fn: Callable[[Tensor], Tensor],
+    train_images: Tensor,
+    train_labels: Tensor,
+    test_images: Tensor,
+    test_labels: Tensor,
+    tasks: tuple[str, ...] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    batch_size: int = 1024,
+) -> dict[str, dict]:
     """Content probe (class label of the clean images) next to every style probe, on the same images.
 
     ``tasks`` defaults to every task defined for the images' channel count (thickness only for C = 1).
@@ -210,13 +280,26 @@ def content_style_probes(represent_fn: Callable[[Tensor], Tensor], train_images:
     z_train = _represent(represent_fn, _to_float(train_images), batch_size)
     z_test = _represent(represent_fn, _to_float(test_images), batch_size)
     train_labels, test_labels = train_labels.long(), test_labels.long()
-    content = linear_probe(z_train[fit_rows], train_labels[fit_rows], z_train[val_rows], train_labels[val_rows],
-                           z_test, test_labels)
-    out = {"content": {"acc": content.test_acc, "val_acc": content.val_acc,
-                       "chance": float(torch.bincount(test_labels).max()) / len(test_labels),
-                       "num_bins": int(max(train_labels.max(), test_labels.max())) + 1,
-                       "weight_decay": content.selected["weight_decay"]}}
+    content = linear_probe(
+        z_train[fit_rows], train_labels[fit_rows], z_train[val_rows], train_labels[val_rows], z_test, test_labels
+    )
+    out = {
+        "content": {
+            "acc": content.test_acc,
+            "val_acc": content.val_acc,
+            "chance": float(torch.bincount(test_labels).max()) / len(test_labels),
+            "num_bins": int(max(train_labels.max(), test_labels.max())) + 1,
+            "weight_decay": content.selected["weight_decay"],
+        }
+    }
     for i, task in enumerate(tasks):
-        out[task] = style_probe(represent_fn, train_images, test_images, task, seed=seed + 1 + i,
-                                val_fraction=val_fraction, batch_size=batch_size)
+        out[task] = style_probe(
+            represent_fn,
+            train_images,
+            test_images,
+            task,
+            seed=seed + 1 + i,
+            val_fraction=val_fraction,
+            batch_size=batch_size,
+        )
     return out

@@ -17,6 +17,7 @@ quantised scores produce many of them:
 
 All functions are O(N log N) (one sort), fully vectorised, and accept tensors or array-likes.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["aupr", "aurc", "aurc_optimal", "auroc", "average_ranks", "fpr_at_tpr", "knn_distance_score",
-           "misclassification_detection", "ood_detection", "selective_accuracy_curve", "spearman"]
+__all__ = [
+    "aupr",
+    "aurc",
+    "aurc_optimal",
+    "auroc",
+    "average_ranks",
+    "fpr_at_tpr",
+    "knn_distance_score",
+    "misclassification_detection",
+    "ood_detection",
+    "selective_accuracy_curve",
+    "spearman",
+]
 
 
 def _as_1d(x, name: str, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -116,8 +128,11 @@ def ood_detection(uncertainty_in, uncertainty_out) -> dict[str, float]:
     """
     u_in, u_out = _as_1d(uncertainty_in, "uncertainty_in"), _as_1d(uncertainty_out, "uncertainty_out")
     is_out = torch.cat([torch.zeros(len(u_in), dtype=torch.bool), torch.ones(len(u_out), dtype=torch.bool)])
-    return {"auroc": auroc(u_out, u_in), "aupr": aupr(torch.cat([u_in, u_out]), is_out),
-            "fpr95": fpr_at_tpr(u_out, u_in, 0.95)}
+    return {
+        "auroc": auroc(u_out, u_in),
+        "aupr": aupr(torch.cat([u_in, u_out]), is_out),
+        "fpr95": fpr_at_tpr(u_out, u_in, 0.95),
+    }
 
 
 def _expected_correct_cumsum(uncertainty, correct) -> Tensor:
@@ -192,8 +207,14 @@ def misclassification_detection(uncertainty, correct) -> dict[str, float]:
     u = _as_1d(uncertainty, "uncertainty")
     ok = _as_1d(correct, "correct", torch.bool)
     risk = aurc(u, ok)
-    return {"auroc": auroc(u[~ok], u[ok]), "aupr": aupr(u, ~ok), "fpr95": fpr_at_tpr(u[~ok], u[ok], 0.95),
-            "aurc": risk, "eaurc": risk - aurc_optimal(ok), "error_rate": float((~ok).double().mean())}
+    return {
+        "auroc": auroc(u[~ok], u[ok]),
+        "aupr": aupr(u, ~ok),
+        "fpr95": fpr_at_tpr(u[~ok], u[ok], 0.95),
+        "aurc": risk,
+        "eaurc": risk - aurc_optimal(ok),
+        "error_rate": float((~ok).double().mean()),
+    }
 
 
 def knn_distance_score(train_x: Tensor, query_x: Tensor, k: int = 10, chunk: int = 1024) -> Tensor:
@@ -210,9 +231,9 @@ def knn_distance_score(train_x: Tensor, query_x: Tensor, k: int = 10, chunk: int
     # about as much as the matmul itself (page faults on ~250 MB for N = 60,000).
     buffer = torch.empty(min(chunk, len(query_x)), len(train_n))
     for i in range(0, len(query_x), chunk):
-        queries = F.normalize(query_x[i:i + chunk].detach().float(), dim=1)
-        sim = torch.mm(queries, train_n.T, out=buffer[:len(queries)])
-        out[i:i + chunk] = 1 - sim.topk(k, dim=1).values.mean(1)
+        queries = F.normalize(query_x[i : i + chunk].detach().float(), dim=1)
+        sim = torch.mm(queries, train_n.T, out=buffer[: len(queries)])
+        out[i : i + chunk] = 1 - sim.topk(k, dim=1).values.mean(1)
     return out
 
 

@@ -1,5 +1,6 @@
 """Pictures in an evaluation: the t-SNE map's coordinates and PNG grids of certain / uncertain test images,
 reconstructions and samples."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ def tsne_map(x: Tensor, seed: int) -> Tensor:
     n = len(x)
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
     with one_thread():
-        coords = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                      random_state=seed).fit_transform(standardize(x.double())[0].numpy())
+        coords = TSNE(
+            n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed
+        ).fit_transform(standardize(x.double())[0].numpy())
     return torch.from_numpy(coords)
 
 
@@ -62,8 +64,9 @@ def save_image_grid(rows: list[tuple[str, Tensor, list[str] | None]], path: Path
     return path
 
 
-def images_section(method: Method, splits: DataSplits, primary: str, scores: Tensor | None, image_dir: Path,
-                   opts: EvalOptions, device) -> dict[str, str]:
+def images_section(
+    method: Method, splits: DataSplits, primary: str, scores: Tensor | None, image_dir: Path, opts: EvalOptions, device
+) -> dict[str, str]:
     out = {}
     test = splits.test
     if scores is not None:
@@ -73,19 +76,30 @@ def images_section(method: Method, splits: DataSplits, primary: str, scores: Ten
         for label, idx in (("most certain", order[:k]), ("least certain", order.flip(0)[:k])):
             captions = [f"u={scores[i]:.3g}\nclass {test.classes[int(test.labels[i])]}" for i in idx.tolist()]
             rows.append((label, to_float_images(test.images[idx]), captions))
-        out["certainty"] = str(save_image_grid(rows, image_dir / "certainty.png",
-                                                f"{method.name}: test images ranked by {primary} uncertainty"))
+        out["certainty"] = str(
+            save_image_grid(
+                rows, image_dir / "certainty.png", f"{method.name}: test images ranked by {primary} uncertainty"
+            )
+        )
     with torch.no_grad():
         if hasattr(method, "reconstruct"):
             originals = to_float_images(test.images[:12].to(device))
             recon = method.reconstruct(originals).float().cpu()
-            out["reconstructions"] = str(save_image_grid(
-                [("input", originals.cpu(), None), ("reconstruction", recon, None)],
-                image_dir / "reconstructions.png", f"{method.name}: test images and their reconstructions"))
+            out["reconstructions"] = str(
+                save_image_grid(
+                    [("input", originals.cpu(), None), ("reconstruction", recon, None)],
+                    image_dir / "reconstructions.png",
+                    f"{method.name}: test images and their reconstructions",
+                )
+            )
         if hasattr(method, "sample"):
             samples = method.sample(24, generator=torch.Generator(device="cpu").manual_seed(opts.seed))
             samples = samples.float().cpu()
-            out["samples"] = str(save_image_grid([("", samples[:12], None), ("", samples[12:24], None)],
-                                                  image_dir / "samples.png",
-                                                  f"{method.name}: samples from the generative model"))
+            out["samples"] = str(
+                save_image_grid(
+                    [("", samples[:12], None), ("", samples[12:24], None)],
+                    image_dir / "samples.png",
+                    f"{method.name}: samples from the generative model",
+                )
+            )
     return out

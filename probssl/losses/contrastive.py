@@ -5,6 +5,7 @@ stable in low precision (log-softmax, not exp/sum/log by hand). Under data paral
 scores its own anchors against the gathered embeddings of every rank (``gather=True``), which
 makes the loss and gradients equal to a single process seeing the global batch.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Contrastive losses use every rank's samples as negatives: embeddings are all-gat
 function whose backward sums the gradients arriving from every rank, so after DistributedDataParallel averages parameter gradients the result equals the
 single-process gradient of the same global batch.
 """
+
 from __future__ import annotations
 
 import torch

@@ -12,6 +12,7 @@ generally ``[..., C, H, W]`` flattened from ``start_dim``).
 * :func:`simvae_group_prior` -- SimVAE's ``log p(z_1, ..., z_J)`` for the J views of an image.
 * :func:`kl_diagonal_normals` -- ``KL(N(m_q, diag s_q^2) || N(m_p, diag s_p^2))``.
 """
+
 from __future__ import annotations
 
 import math

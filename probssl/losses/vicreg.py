@@ -7,6 +7,7 @@ Written as the official implementation (facebookresearch/vicreg, ``VICReg.forwar
     covariance = sum_{i != j} C(a)_ij^2 / D + sum_{i != j} C(b)_ij^2 / D,
                  C(a) = (a - mean a)^T (a - mean a) / (N - 1)
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,9 @@ def _off_diagonal_square_sum(c: Tensor) -> Tensor:
     return c.masked_fill(eye, 0.0).pow(2).sum()
 
 
-def vicreg_loss(z_a: Tensor, z_b: Tensor, sim: float = 25.0, std: float = 25.0, cov: float = 1.0,
-                eps: float = 1e-4) -> dict[str, Tensor]:
+def vicreg_loss(
+    z_a: Tensor, z_b: Tensor, sim: float = 25.0, std: float = 25.0, cov: float = 1.0, eps: float = 1e-4
+) -> dict[str, Tensor]:
     """VICReg terms for two branches, already multiplied by their coefficients.
 
     Args:

@@ -3,6 +3,7 @@
 Every module in this package registers its method(s) on import; they are imported here, so
 ``create_method`` knows them all. Add a method by adding one module.
 """
+
 import importlib
 import pkgutil
 
@@ -23,6 +24,22 @@ from probssl.methods.vicreg import VICReg  # noqa: E402
 from probssl.methods.vsimclr import VSimCLR  # noqa: E402
 from probssl.methods.vsupcon import VSupCon  # noqa: E402
 
-__all__ = ["BetaVAE", "CRVAE", "Method", "REPRESENTATIONS", "SCL", "SimCLR", "SimVAE", "SupCon", "VAE", "VICReg",
-           "VSimCLR", "VSupCon", "compression_ratio", "create_method", "list_methods", "method_class",
-           "register_method"]
+__all__ = [
+    "BetaVAE",
+    "CRVAE",
+    "Method",
+    "REPRESENTATIONS",
+    "SCL",
+    "SimCLR",
+    "SimVAE",
+    "SupCon",
+    "VAE",
+    "VICReg",
+    "VSimCLR",
+    "VSupCon",
+    "compression_ratio",
+    "create_method",
+    "list_methods",
+    "method_class",
+    "register_method",
+]

@@ -5,6 +5,7 @@ A method answers two questions and nothing else:
   * how does an image become a posterior over its embedding?
 Loops, devices, checkpoints and logging live once, in :mod:`probssl.train`.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -34,7 +35,7 @@ class Method(nn.Module):
         self.backbone = backbone
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, config, image_shape: tuple[int, int, int]) -> "Method":
+    def from_config(cls, backbone: nn.Module, config, image_shape: tuple[int, int, int]) -> Method:
         """Build the method from a :class:`probssl.config.Config` around ``backbone``."""
         raise NotImplementedError
 
@@ -88,6 +89,8 @@ class Method(nn.Module):
             return q.sample()
         if kind == "bits":
             if not hasattr(q, "probs"):
-                raise ValueError(f"representation 'bits' needs a Bernoulli posterior; {self.name} has {type(q).__name__}")
+                raise ValueError(
+                    f"representation 'bits' needs a Bernoulli posterior; {self.name} has {type(q).__name__}"
+                )
             return (q.probs > 0.5).to(images.dtype)
         raise ValueError(f"Unknown representation '{kind}'; choose from auto, {', '.join(REPRESENTATIONS)}")

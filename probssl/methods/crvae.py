@@ -22,6 +22,7 @@ Loss terms (nats per image, averaged over the batch), their sum the negative obj
 * ``elbo_tx`` = ``-ELBO(t(x))`` (the same for views[1:], averaged over them);
 * ``consistency`` = ``gamma * KL(q(z|t(x)) || q(z|x))`` (averaged over views[1:]); 0 when t(x) = x.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -36,8 +37,16 @@ from probssl.methods.vae import GenerativeMethod
 class CRVAE(GenerativeMethod):
     name = "cr-vae"
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: nn.Module,
-                 likelihood: str = "bernoulli", log_var_x: float = -4.6, gamma: float = 1e-3, beta: float = 1.0):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        decoder: nn.Module,
+        likelihood: str = "bernoulli",
+        log_var_x: float = -4.6,
+        gamma: float = 1e-3,
+        beta: float = 1.0,
+    ):
         super().__init__(backbone, head, decoder, likelihood, log_var_x)
         if gamma < 0 or beta < 0:
             raise ValueError(f"gamma and beta must be >= 0, got gamma={gamma}, beta={beta}")

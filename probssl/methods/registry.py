@@ -1,4 +1,5 @@
 """Method registry: ``create_method(config, image_shape)`` builds any registered method."""
+
 from __future__ import annotations
 
 import difflib
@@ -42,7 +43,9 @@ def create_method(config: Config, image_shape: tuple[int, int, int]) -> Method:
     accepted = inspect.signature(BACKBONES[config.model.backbone]).parameters
     for key in kwargs:
         if key not in accepted:
-            raise ValueError(f"model.{key} does not apply to backbone {config.model.backbone!r} "
-                             f"(set model.{key}=null, or pick a backbone that has it, e.g. convnet)")
+            raise ValueError(
+                f"model.{key} does not apply to backbone {config.model.backbone!r} "
+                f"(set model.{key}=null, or pick a backbone that has it, e.g. convnet)"
+            )
     backbone = create_backbone(config.model.backbone, in_channels=channels, image_size=height, **kwargs)
     return cls.from_config(backbone, config, image_shape)

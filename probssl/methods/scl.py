@@ -15,14 +15,20 @@ view of every image. ``method.latent`` chooses the family:
 Both latent layers act on batch-normalised backbone features (see :class:`GaussianLatent`,
 :class:`BernoulliLatent` for why).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from probssl.distributions import (DiagonalNormal, StraightThroughBernoulli, anneal_temperature,
-                                   kl_bernoulli_uniform, kl_diagonal_normal_standard)
+from probssl.distributions import (
+    DiagonalNormal,
+    StraightThroughBernoulli,
+    anneal_temperature,
+    kl_bernoulli_uniform,
+    kl_diagonal_normal_standard,
+)
 from probssl.losses import info_nce
 from probssl.methods.base import Method
 from probssl.methods.registry import register_method
@@ -90,9 +96,17 @@ class SCL(Method):
     probabilistic = True
     default_representation = "mean"  # "bits" for the bernoulli latent (set per instance)
 
-    def __init__(self, backbone: nn.Module, latent_head: nn.Module, head: nn.Module, latent: str = "gaussian",
-                 temperature: float = 0.5, beta: float = 1e-3, relax_temperature: tuple[float, float] = (1.0, 0.5),
-                 gather: bool = True):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        latent_head: nn.Module,
+        head: nn.Module,
+        latent: str = "gaussian",
+        temperature: float = 0.5,
+        beta: float = 1e-3,
+        relax_temperature: tuple[float, float] = (1.0, 0.5),
+        gather: bool = True,
+    ):
         super().__init__(backbone)
         if latent not in LATENTS:
             raise ValueError(f"Unknown SCL latent '{latent}'; choose from {', '.join(LATENTS)}")
@@ -118,8 +132,16 @@ class SCL(Method):
         else:
             latent_head = GaussianLatent(backbone.feature_dim, c.latent_dim)
         head = ProjectionHead(c.latent_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return cls(backbone, latent_head, head, latent=c.latent, temperature=c.temperature, beta=c.beta,
-                   relax_temperature=tuple(c.relax_temperature), gather=c.gather_distributed)
+        return cls(
+            backbone,
+            latent_head,
+            head,
+            latent=c.latent,
+            temperature=c.temperature,
+            beta=c.beta,
+            relax_temperature=tuple(c.relax_temperature),
+            gather=c.gather_distributed,
+        )
 
     def on_step(self, step: int, total_steps: int) -> None:
         # Reaches the end temperature on the last step (step total_steps - 1).

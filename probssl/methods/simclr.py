@@ -1,4 +1,5 @@
 """SimCLR (Chen et al. 2020): NT-Xent on the projections of two augmented views."""
+
 from __future__ import annotations
 
 import torch.nn.functional as F

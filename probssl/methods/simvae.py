@@ -47,6 +47,7 @@ the mean; :meth:`~GenerativeMethod.sample` decodes ``z`` from the marginal prior
 ``N(0, (1 + s^2) I)`` for the Gaussian content prior; the flat prior has no proper marginal, so
 ``z ~ N(0, I)`` is used there (a convention for plots only).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,10 +64,19 @@ from probssl.methods.vae import GenerativeMethod
 class SimVAE(GenerativeMethod):
     name = "simvae"
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: nn.Module,
-                 likelihood: str = "bernoulli", log_var_x: float = -4.6, prior_variance: float = 0.15,
-                 content_prior: str = "gaussian", exact_marginal: bool = False, entropy: str = "correct",
-                 beta: float = 1.0):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        decoder: nn.Module,
+        likelihood: str = "bernoulli",
+        log_var_x: float = -4.6,
+        prior_variance: float = 0.15,
+        content_prior: str = "gaussian",
+        exact_marginal: bool = False,
+        entropy: str = "correct",
+        beta: float = 1.0,
+    ):
         super().__init__(backbone, head, decoder, likelihood, log_var_x)
         if content_prior not in CONTENT_PRIORS:
             raise ValueError(f"unknown content prior {content_prior!r}; valid priors: {', '.join(CONTENT_PRIORS)}")
@@ -85,9 +95,14 @@ class SimVAE(GenerativeMethod):
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         c = config.method
-        return cls(**cls.build_parts(backbone, config, image_shape), prior_variance=c.prior_variance,
-                   content_prior=c.content_prior, exact_marginal=c.exact_marginal, entropy=c.entropy,
-                   beta=c.beta)
+        return cls(
+            **cls.build_parts(backbone, config, image_shape),
+            prior_variance=c.prior_variance,
+            content_prior=c.content_prior,
+            exact_marginal=c.exact_marginal,
+            entropy=c.entropy,
+            beta=c.beta,
+        )
 
     def loss_terms(self, views: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
         rec, loc, scale, z = self.view_elbo_parts(views)  # [J, N], [J, N, d] x 3

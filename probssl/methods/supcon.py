@@ -4,6 +4,7 @@ SimCLR's encoder and projection head, but every view of every image of the same 
 positive: the loss is :func:`probssl.losses.supcon` on all V*N unit-norm projections with the
 labels repeated per view. With all labels distinct it is SimCLR's NT-Xent.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn

@@ -20,6 +20,7 @@ shared with SimVAE and CR-VAE (not registered itself):
 Every view goes through the encoder and the decoder in one batched call each. Loss terms are
 computed in float32 (also under autocast).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,14 @@ class GenerativeMethod(Method):
     probabilistic = True
     default_representation = "mean"
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: nn.Module,
-                 likelihood: str = "bernoulli", log_var_x: float = -4.6):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        decoder: nn.Module,
+        likelihood: str = "bernoulli",
+        log_var_x: float = -4.6,
+    ):
         super().__init__(backbone)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; valid likelihoods: {', '.join(LIKELIHOODS)}")
@@ -81,8 +88,13 @@ class GenerativeMethod(Method):
         """Head, decoder and likelihood settings from a config (the kwargs shared by every subclass)."""
         m, c = config.model, config.method
         head = GaussianHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return dict(backbone=backbone, head=head, decoder=build_decoder(config, image_shape),
-                    likelihood=c.likelihood, log_var_x=c.log_var_x)
+        return dict(
+            backbone=backbone,
+            head=head,
+            decoder=build_decoder(config, image_shape),
+            likelihood=c.likelihood,
+            log_var_x=c.log_var_x,
+        )
 
     @property
     def latent_dim(self) -> int:
@@ -157,8 +169,15 @@ class VAE(GenerativeMethod):
 
     name = "vae"
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: nn.Module,
-                 likelihood: str = "bernoulli", log_var_x: float = -4.6, beta: float = 1.0):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        decoder: nn.Module,
+        likelihood: str = "bernoulli",
+        log_var_x: float = -4.6,
+        beta: float = 1.0,
+    ):
         super().__init__(backbone, head, decoder, likelihood, log_var_x)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
@@ -167,8 +186,10 @@ class VAE(GenerativeMethod):
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         if config.method.beta != 1.0:
-            raise ValueError(f"method 'vae' has beta = 1 by definition, got method.beta={config.method.beta}; "
-                             "use method.name=beta-vae to weight the KL term.")
+            raise ValueError(
+                f"method 'vae' has beta = 1 by definition, got method.beta={config.method.beta}; "
+                "use method.name=beta-vae to weight the KL term."
+            )
         return cls(**cls.build_parts(backbone, config, image_shape))
 
     def loss_terms(self, views, labels=None):
@@ -188,4 +209,3 @@ class BetaVAE(VAE):
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         return cls(**cls.build_parts(backbone, config, image_shape), beta=config.method.beta)
-

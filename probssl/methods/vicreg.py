@@ -7,6 +7,7 @@ decorrelated (covariance). For V > 2 views each term is averaged over the V(V-1)
 Under torch.distributed the embeddings of every rank are gathered first (as the official code
 does), so variances and covariances are those of the global batch.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -25,8 +26,15 @@ from probssl.models import ProjectionHead
 class VICReg(Method):
     name = "vicreg"
 
-    def __init__(self, backbone: nn.Module, expander: nn.Module, sim: float = 25.0, std: float = 25.0,
-                 cov: float = 1.0, gather: bool = True):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        expander: nn.Module,
+        sim: float = 25.0,
+        std: float = 25.0,
+        cov: float = 1.0,
+        gather: bool = True,
+    ):
         super().__init__(backbone)
         self.expander = expander
         self.sim, self.std, self.cov = sim, std, cov
@@ -36,8 +44,9 @@ class VICReg(Method):
     def from_config(cls, backbone, config, image_shape):
         m, c = config.model, config.method
         expander = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return cls(backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov,
-                   gather=c.gather_distributed)
+        return cls(
+            backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov, gather=c.gather_distributed
+        )
 
     def embed(self, features: Tensor) -> Tensor:
         """[..., F] backbone features -> [..., D] expander outputs (not normalised)."""

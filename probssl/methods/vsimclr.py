@@ -5,6 +5,7 @@ computed on reparameterised samples z = (m + sigma*eps)/||m + sigma*eps||, and b
 (normalised) KL from q to the uniform distribution on the sphere is added, averaged over every
 view of every image.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -21,8 +22,17 @@ class VSimCLR(Method):
     name = "vsimclr"
     probabilistic = True
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5, beta: float = 1.0,
-                 kl_estimator: str = "scaled-bound", kl_normalize: bool = True, kl_samples: int = 16, gather: bool = True):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        temperature: float = 0.5,
+        beta: float = 1.0,
+        kl_estimator: str = "scaled-bound",
+        kl_normalize: bool = True,
+        kl_samples: int = 16,
+        gather: bool = True,
+    ):
         super().__init__(backbone)
         self.head = head
         self.temperature = temperature
@@ -36,8 +46,16 @@ class VSimCLR(Method):
     def from_config(cls, backbone, config, image_shape):
         m, c = config.model, config.method
         head = GaussianHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
-        return cls(backbone, head, temperature=c.temperature, beta=c.beta, kl_estimator=c.kl_estimator,
-                   kl_normalize=c.kl_normalize, kl_samples=c.kl_samples, gather=c.gather_distributed)
+        return cls(
+            backbone,
+            head,
+            temperature=c.temperature,
+            beta=c.beta,
+            kl_estimator=c.kl_estimator,
+            kl_normalize=c.kl_normalize,
+            kl_samples=c.kl_samples,
+            gather=c.gather_distributed,
+        )
 
     def head_params(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """[..., F] -> (loc, scale), each [..., d]."""
@@ -50,8 +68,13 @@ class VSimCLR(Method):
         z = ProjectedNormal(loc.float(), scale.float()).rsample()
         terms = {"nt_xent": self.contrastive(z, labels)}
         if self.beta:
-            kl = kl_projected_normal_uniform(loc.float(), scale.float(), estimator=self.kl_estimator,
-                                             normalize=self.kl_normalize, num_samples=self.kl_samples)
+            kl = kl_projected_normal_uniform(
+                loc.float(),
+                scale.float(),
+                estimator=self.kl_estimator,
+                normalize=self.kl_normalize,
+                num_samples=self.kl_samples,
+            )
             terms["kl"] = self.beta * kl.mean()
         return terms
 

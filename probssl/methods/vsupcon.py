@@ -4,6 +4,7 @@ VSimCLR with SupCon in place of InfoNCE: the projected-normal posterior, its rep
 samples and beta times the (normalised) KL to the uniform sphere are VSimCLR's, with the same
 options; the contrastive term is SupCon (L_out) on the samples of all views, labels repeated.
 """
+
 from __future__ import annotations
 
 from torch import Tensor

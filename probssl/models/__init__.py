@@ -9,13 +9,14 @@ Backbones map float images ``[N, C, H, W]`` to features ``[N, feature_dim]``.  R
 ``convnet``, ``mlp-simvae``, ``resnet18``, ``resnet50`` and the stem-fixed variants
 ``resnet18-cifar``, ``resnet18-imagenet``, ``resnet50-cifar``, ``resnet50-imagenet``.
 """
+
 # The package exports exactly what each module lists in its __all__.
-from .registry import *  # noqa: F401,F403
+from . import convnet, decoders, heads, mlp, registry, resnet
 from .convnet import *  # noqa: F401,F403
-from .resnet import *  # noqa: F401,F403
-from .mlp import *  # noqa: F401,F403
-from .heads import *  # noqa: F401,F403
 from .decoders import *  # noqa: F401,F403
-from . import registry, convnet, resnet, mlp, heads, decoders
+from .heads import *  # noqa: F401,F403
+from .mlp import *  # noqa: F401,F403
+from .registry import *  # noqa: F401,F403
+from .resnet import *  # noqa: F401,F403
 
 __all__ = [*registry.__all__, *convnet.__all__, *resnet.__all__, *mlp.__all__, *heads.__all__, *decoders.__all__]

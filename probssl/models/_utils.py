@@ -1,4 +1,5 @@
 """Private helpers shared by the model families."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -17,6 +17,7 @@ forward + backward + AdamW step at batch 256 on two CPU threads (see
 memory format are accepted and the output is always a plain ``[N, feature_dim]`` tensor.
 On CPU channels_last is ~15-30% faster for this net.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -13,6 +13,7 @@ loss's business.
 :func:`create_decoder` builds one by decoder name, by the name of the backbone it should mirror,
 or ``"auto"`` (from ``out_shape``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -100,8 +101,14 @@ class ConvDecoder(nn.Module):
     stage so the sizes retrace the encoder's exactly (28: 4 -> 7 -> 14 -> 28), no crop needed.
     """
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int], width: float = 1.0,
-                 widths: Sequence[int] = (32, 64, 128), min_size: int = 4):
+    def __init__(
+        self,
+        latent_dim: int,
+        out_shape: Sequence[int],
+        width: float = 1.0,
+        widths: Sequence[int] = (32, 64, 128),
+        min_size: int = 4,
+    ):
         super().__init__()
         self.out_shape = check_out_shape(out_shape)
         c_out, h, w = self.out_shape
@@ -183,8 +190,14 @@ class ResNetDecoder(nn.Module):
         min_size: side of the initial map (as the encoders' final map, <= 4).
     """
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int], width: float = 1.0,
-                 widths: Sequence[int] = (512, 256, 128, 64), min_size: int = 4):
+    def __init__(
+        self,
+        latent_dim: int,
+        out_shape: Sequence[int],
+        width: float = 1.0,
+        widths: Sequence[int] = (512, 256, 128, 64),
+        min_size: int = 4,
+    ):
         super().__init__()
         self.out_shape = check_out_shape(out_shape)
         c_out, h, w = self.out_shape
@@ -192,7 +205,7 @@ class ResNetDecoder(nn.Module):
         chans = [max(1, round(c * width)) for c in widths]
         if n_up + 1 > len(chans):
             chans = [chans[0]] * (n_up + 1 - len(chans)) + chans
-        chans = chans[len(chans) - (n_up + 1):]
+        chans = chans[len(chans) - (n_up + 1) :]
         sizes = _size_chain((h, w), n_up)[::-1]  # coarse -> fine
         self.start_shape = (chans[0], *sizes[0])
         numel = chans[0] * sizes[0][0] * sizes[0][1]
@@ -232,8 +245,10 @@ def decoder_for_backbone(name: str, out_shape: Sequence[int] | None = None) -> s
     msg = f"No decoder for {name!r}."
     if close:
         msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
-    msg += (f" Decoders: {', '.join(DECODERS.names())}; 'auto'; or a backbone name to mirror "
-            f"({', '.join(BACKBONES.names())}).")
+    msg += (
+        f" Decoders: {', '.join(DECODERS.names())}; 'auto'; or a backbone name to mirror "
+        f"({', '.join(BACKBONES.names())})."
+    )
     raise ValueError(msg)
 
 

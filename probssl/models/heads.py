@@ -5,6 +5,7 @@
 * :class:`BernoulliHead` -- logits of independent Bernoulli bits.
 * :class:`LinearHead` -- a linear layer (linear probes, classifiers).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,16 @@ class GaussianHead(nn.Module):
 
     scale_init_gain = 0.1
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, batch_norm: bool = True,
-                 min_scale: float = 1e-4, init_scale: float = 0.5):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        batch_norm: bool = True,
+        min_scale: float = 1e-4,
+        init_scale: float = 0.5,
+    ):
         super().__init__()
         if not min_scale > 0:
             raise ValueError(f"min_scale must be > 0 (it is what keeps scale > 0), got {min_scale}")
@@ -124,7 +133,9 @@ class BernoulliHead(nn.Module):
         if hidden_dim is None:
             self.net: nn.Module = nn.Linear(in_dim, out_bits)
         else:
-            self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_bits))
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_bits)
+            )
         self.in_dim, self.out_bits = in_dim, out_bits
 
     def forward(self, x: Tensor) -> Tensor:

@@ -5,6 +5,7 @@
 is put on top by the method; :class:`~probssl.models.decoders.MLPDecoder` is its mirror
 (``d -> 500 -> 500 -> 2000 -> C*H*W``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,7 @@ class MLPEncoder(nn.Module):
         hidden_dims: layer widths; every layer is followed by ReLU.  ``feature_dim`` is the last.
     """
 
-    def __init__(self, in_channels: int, image_size: int | tuple[int, int],
-                 hidden_dims: Sequence[int] = SIMVAE_HIDDEN):
+    def __init__(self, in_channels: int, image_size: int | tuple[int, int], hidden_dims: Sequence[int] = SIMVAE_HIDDEN):
         super().__init__()
         if not hidden_dims:
             raise ValueError("hidden_dims must be non-empty")
@@ -47,7 +47,8 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected inputs of shape [N, {', '.join(map(str, self.input_shape))}], "
-                             f"got {list(x.shape)}")
+            raise ValueError(
+                f"expected inputs of shape [N, {', '.join(map(str, self.input_shape))}], got {list(x.shape)}"
+            )
         # reshape (not view): channels_last inputs are not view-compatible with flatten.
         return self.net(x.reshape(x.shape[0], -1))

@@ -8,6 +8,7 @@ module with an integer ``feature_dim`` attribute; decoder factories (see
 Unknown names raise :class:`ValueError` listing every registered name plus a
 ``difflib`` "did you mean" suggestion.
 """
+
 from __future__ import annotations
 
 import difflib

@@ -16,6 +16,7 @@ Two stems:
 Registered names: ``resnet18``, ``resnet50`` (``stem`` kwarg, default ``"auto"``) and
 ``resnet18-cifar``, ``resnet18-imagenet``, ``resnet50-cifar``, ``resnet50-imagenet`` (stem fixed).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -171,14 +172,24 @@ class ResNet(nn.Module):
         return self.forward_features(x).mean(dim=(2, 3)).contiguous()
 
 
-def resnet18(in_channels: int = 3, image_size: int | tuple[int, int] | None = None, *,
-             stem: str = "auto", zero_init_residual: bool = False) -> ResNet:
+def resnet18(
+    in_channels: int = 3,
+    image_size: int | tuple[int, int] | None = None,
+    *,
+    stem: str = "auto",
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-18 body, ``feature_dim = 512``."""
     return ResNet(BasicBlock, (2, 2, 2, 2), in_channels, stem, image_size, zero_init_residual)
 
 
-def resnet50(in_channels: int = 3, image_size: int | tuple[int, int] | None = None, *,
-             stem: str = "auto", zero_init_residual: bool = False) -> ResNet:
+def resnet50(
+    in_channels: int = 3,
+    image_size: int | tuple[int, int] | None = None,
+    *,
+    stem: str = "auto",
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-50 body, ``feature_dim = 2048``."""
     return ResNet(Bottleneck, (3, 4, 6, 3), in_channels, stem, image_size, zero_init_residual)
 

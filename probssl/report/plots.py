@@ -3,6 +3,7 @@
 Every function takes plain Python data (lists / dicts read from eval.json), writes one PNG and returns its
 path. Every plot has a title, axis labels and a legend (or a colour bar) so that it reads on its own.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_accuracy_vs_bits", "plot_content_style", "plot_corruption_curves", "plot_embedding_maps",
-           "plot_loss_curves", "plot_ood_histograms", "plot_selective_curves", "plot_spectra",
-           "plot_uncertainty_histogram"]
+__all__ = [
+    "plot_accuracy_vs_bits",
+    "plot_content_style",
+    "plot_corruption_curves",
+    "plot_embedding_maps",
+    "plot_loss_curves",
+    "plot_ood_histograms",
+    "plot_selective_curves",
+    "plot_spectra",
+    "plot_uncertainty_histogram",
+]
 
 COLORS = plt.get_cmap("tab10").colors
 SCORE_STYLE = {"posterior": "-", "mc_dispersion": "--", "knn_distance": ":"}
@@ -38,8 +47,11 @@ def _grid(n: int, max_cols: int = 3, size: tuple[float, float] = (4.6, 3.6)):
     return fig, list(axes.flat[:n])
 
 
-def plot_spectra(spectra: dict[str, dict[str, list[float]] | list[float]], path: Path,
-                 title: str = "Singular-value spectra (test split)") -> Path:
+def plot_spectra(
+    spectra: dict[str, dict[str, list[float]] | list[float]],
+    path: Path,
+    title: str = "Singular-value spectra (test split)",
+) -> Path:
     """Normalised singular values sigma_i / sigma_1 of the centred features, one line per run, log scale.
 
     ``spectra``: {run: {"representation": covariance eigenvalues, "embedding": ...}} (a bare list is taken as
@@ -56,8 +68,7 @@ def plot_spectra(spectra: dict[str, dict[str, list[float]] | list[float]], path:
                 continue
             sv = np.sqrt(np.clip(np.asarray(spec[space], dtype=float), 0, None))
             sv = sv / max(sv[0], 1e-30) if len(sv) else sv
-            ax.semilogy(np.arange(1, len(sv) + 1), np.clip(sv, 1e-8, None), label=name, lw=2,
-                        color=COLORS[i % 10])
+            ax.semilogy(np.arange(1, len(sv) + 1), np.clip(sv, 1e-8, None), label=name, lw=2, color=COLORS[i % 10])
         ax.set_xlabel("index i (descending)")
         ax.set_ylabel("sigma_i / sigma_1 (log scale)")
         ax.set_title(f"{space}")
@@ -79,8 +90,9 @@ def plot_loss_curves(curves: dict[str, tuple[list[int], list[float]]], path: Pat
     return _save(fig, path)
 
 
-def plot_uncertainty_histogram(scores: dict[str, list[float]], path: Path, title: str,
-                               xlabel: str = "uncertainty score") -> Path:
+def plot_uncertainty_histogram(
+    scores: dict[str, list[float]], path: Path, title: str, xlabel: str = "uncertainty score"
+) -> Path:
     """Histogram of per-image uncertainty, one series per group (e.g. correct vs wrong)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     all_scores = np.concatenate([np.asarray(v, dtype=float) for v in scores.values()])
@@ -110,8 +122,15 @@ def plot_ood_histograms(data: dict[str, dict], path: Path) -> Path:
             suffix = f", AUROC {auroc:.3f}" if auroc is not None else ""
             v = np.asarray(v, dtype=float)
             ax.hist(v, bins=bins, alpha=0.2, density=True, color=COLORS[i % 10])  # light fill, outline on top
-            ax.hist(v, bins=bins, density=True, histtype="step", lw=1.8, color=COLORS[i % 10],
-                    label=f"{label} (n={len(v)}{suffix})")
+            ax.hist(
+                v,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.8,
+                color=COLORS[i % 10],
+                label=f"{label} (n={len(v)}{suffix})",
+            )
         ax.set_title(f"{name}", fontsize=10)
         ax.set_xlabel(f"uncertainty: {d['score']}")
         ax.set_ylabel("density")
@@ -131,8 +150,7 @@ def plot_selective_curves(data: dict[str, dict[str, dict]], path: Path) -> Path:
         for i, (score, c) in enumerate(curves.items()):
             aurc = c.get("aurc")
             label = f"{score}" + (f" (AURC {aurc:.3f})" if aurc is not None else "")
-            ax.plot(c["coverage"], c["accuracy"], SCORE_STYLE.get(score, "-"), lw=2, color=COLORS[i % 10],
-                    label=label)
+            ax.plot(c["coverage"], c["accuracy"], SCORE_STYLE.get(score, "-"), lw=2, color=COLORS[i % 10], label=label)
             full = c["accuracy"][-1]
         if full is not None:
             ax.axhline(full, color="grey", lw=1, alpha=0.7, label=f"all test images ({full:.3f})")
@@ -192,8 +210,14 @@ def plot_accuracy_vs_bits(data: dict[str, dict], path: Path) -> Path:
     for i, (name, d) in enumerate(data.items()):
         color = COLORS[i % 10]
         if d.get("curve"):
-            ax.plot([p["bits"] for p in d["curve"]], [p["linear_acc"] for p in d["curve"]], "o-", color=color,
-                    lw=1.5, label=f"{name} (code prefixes)")
+            ax.plot(
+                [p["bits"] for p in d["curve"]],
+                [p["linear_acc"] for p in d["curve"]],
+                "o-",
+                color=color,
+                lw=1.5,
+                label=f"{name} (code prefixes)",
+            )
         ax.plot([d["bits"]], [d["acc"]], "*", ms=14, color=color, label=f"{name}: {d['bits']} bits")
         input_bits = d.get("input_bits", input_bits)
     if input_bits:
@@ -248,8 +272,9 @@ def plot_content_style(data: dict[str, dict[str, tuple[float, float]]], path: Pa
     for j, t in enumerate(tasks):
         chance = next((d[t][1] for d in data.values() if t in d), None)
         if chance is not None:
-            ax.hlines(chance, j - 0.45, j + 0.45, colors="black", linestyles="--", lw=1,
-                      label="chance" if j == 0 else None)
+            ax.hlines(
+                chance, j - 0.45, j + 0.45, colors="black", linestyles="--", lw=1, label="chance" if j == 0 else None
+            )
     ax.set_xticks(xs, [t.replace("_", " ") for t in tasks], rotation=20)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("linear-probe test accuracy")

@@ -5,6 +5,7 @@ written into a temporary folder and renamed into place, so a crash leaves either
 checkpoint or none. ``state.json`` records the SHA-256 of the tensor file, which turns a
 truncated or tampered file into a clear :class:`CheckpointError` instead of a crash.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,9 +92,15 @@ def save_checkpoint(directory: str | Path, state: TrainingState, keep: int = 2) 
     save_file(tensors, str(tmp / TENSORS))
 
     meta = {
-        "format": FORMAT, "version": VERSION, "sha256": _sha256(tmp / TENSORS),
-        "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch,
-        "optimizer": optimizer_meta, "config": state.config, "extra": state.extra,
+        "format": FORMAT,
+        "version": VERSION,
+        "sha256": _sha256(tmp / TENSORS),
+        "step": state.step,
+        "epoch": state.epoch,
+        "batch_in_epoch": state.batch_in_epoch,
+        "optimizer": optimizer_meta,
+        "config": state.config,
+        "extra": state.extra,
     }
     with open(tmp / STATE, "w") as f:
         json.dump(meta, f, indent=1)
@@ -134,7 +141,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{state_file} is not a probssl checkpoint (format field is {meta.get('format')!r}).")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION}).")
+        raise CheckpointError(
+            f"{path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION})."
+        )
     if _sha256(tensor_file) != meta.get("sha256"):
         raise CheckpointError(
             f"{tensor_file} does not match the SHA-256 recorded in {STATE}: the file is truncated or was "
@@ -145,11 +154,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{tensor_file} could not be read as safetensors: {err}") from None
 
-    model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-    rng = {k[len("rng/"):]: v for k, v in tensors.items() if k.startswith("rng/")}
+    model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    rng = {k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")}
     optimizer = None
     if meta.get("optimizer") is not None:
         optimizer = _join_optimizer({k: v for k, v in tensors.items() if k.startswith("optim/")}, meta["optimizer"])
-    return TrainingState(model=model, optimizer=optimizer, step=meta["step"], epoch=meta["epoch"],
-                         batch_in_epoch=meta.get("batch_in_epoch", 0), rng=rng,
-                         config=meta.get("config", {}), extra=meta.get("extra", {}))
+    return TrainingState(
+        model=model,
+        optimizer=optimizer,
+        step=meta["step"],
+        epoch=meta["epoch"],
+        batch_in_epoch=meta.get("batch_in_epoch", 0),
+        rng=rng,
+        config=meta.get("config", {}),
+        extra=meta.get("extra", {}),
+    )

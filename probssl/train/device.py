@@ -1,4 +1,5 @@
 """Device and precision selection: CUDA with mixed precision when present, float32 on CPU."""
+
 from __future__ import annotations
 
 import contextlib

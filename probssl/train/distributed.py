@@ -1,4 +1,5 @@
 """Process-group setup for ``torchrun`` (gloo on CPU, NCCL on GPU); a no-op in one process."""
+
 from __future__ import annotations
 
 import os

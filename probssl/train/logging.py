@@ -1,4 +1,5 @@
 """Run-directory bookkeeping: the JSONL metrics log and the run status file."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,15 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
         last = next((r for r in reversed(MetricsLog(run / "metrics.jsonl").read()) if "loss" in r), {})
         evaluated = run / "eval.json"
         linear = json.loads(evaluated.read_text()).get("linear_acc") if evaluated.exists() else None
-        rows.append({"run": str(run), "method": config.get("method", {}).get("name"),
-                     "dataset": config.get("data", {}).get("name"), "status": status.get("status"),
-                     "step": status.get("step"), "loss": round(last["loss"], 4) if isinstance(last.get("loss"), float) else last.get("loss"),
-                     "linear_acc": round(linear, 4) if isinstance(linear, float) else linear})
+        rows.append(
+            {
+                "run": str(run),
+                "method": config.get("method", {}).get("name"),
+                "dataset": config.get("data", {}).get("name"),
+                "status": status.get("status"),
+                "step": status.get("step"),
+                "loss": round(last["loss"], 4) if isinstance(last.get("loss"), float) else last.get("loss"),
+                "linear_acc": round(linear, 4) if isinstance(linear, float) else linear,
+            }
+        )
     return rows

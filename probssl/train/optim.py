@@ -1,4 +1,5 @@
 """Optimisers (AdamW, SGD, LARS) and the warm-up + cosine learning-rate schedule."""
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,10 @@ class LARS(torch.optim.Optimizer):
     by SimCLR's convention) get neither weight decay nor adaptation.
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001, eps: float = 1e-8):
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, eps=eps,
-                        lars_exclude=False)
+    def __init__(
+        self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001, eps: float = 1e-8
+    ):
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, eps=eps, lars_exclude=False)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -62,8 +63,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 OPTIMIZERS = ("adamw", "adam", "sgd", "lars")
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
-                    momentum: float = 0.9, eps: float = 1e-8) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9, eps: float = 1e-8
+) -> torch.optim.Optimizer:
     groups = parameter_groups(model, weight_decay)
     if name in ("adamw", "adam"):
         for g in groups:
@@ -89,8 +91,7 @@ def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
     parameter with NCHW moments is silently updated with another element's moments."""
     for param, state in optimizer.state.items():
         for key, value in state.items():
-            if (isinstance(value, torch.Tensor) and value.shape == param.shape
-                    and value.stride() != param.stride()):
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 

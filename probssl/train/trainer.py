@@ -4,6 +4,7 @@ Data stay as uint8 tensors on the training device; each step indexes a batch, au
 views in one batched call and asks the method for its loss terms. Everything a run needs to
 continue exactly (weights, optimiser, step, RNG states) goes into each checkpoint.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,8 @@ import dataclasses
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
@@ -23,8 +24,7 @@ from probssl.augment import Augmenter, recipe
 from probssl.config import Config, from_dict, to_yaml
 from probssl.data import DataSplits, load_dataset
 from probssl.methods import Method, create_method
-from probssl.train.checkpoint import (CheckpointError, TrainingState, latest_checkpoint, load_checkpoint,
-                                      save_checkpoint)
+from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, resolve_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.logging import MetricsLog, write_status
@@ -70,8 +70,14 @@ def build_augmenter(config: Config, image_shape: tuple[int, int, int]) -> Augmen
 
 def load_splits(config: Config) -> DataSplits:
     d = config.data
-    return load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, split_seed=d.split_seed,
-                        download=d.download, train_subset=d.train_subset)
+    return load_dataset(
+        d.name,
+        d.data_dir,
+        val_fraction=d.val_fraction,
+        split_seed=d.split_seed,
+        download=d.download,
+        train_subset=d.train_subset,
+    )
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -116,8 +122,18 @@ def check_config(config: Config) -> None:
 
 # Settings that change how a run is watched or where it runs, not what it computes: a run may be
 # resumed with different values of these.
-OPERATIONAL_KEYS = {"train": {"progress", "num_threads", "log_every", "checkpoint_every", "checkpoint_every_steps",
-                              "tensorboard", "device"}, "eval": None}
+OPERATIONAL_KEYS = {
+    "train": {
+        "progress",
+        "num_threads",
+        "log_every",
+        "checkpoint_every",
+        "checkpoint_every_steps",
+        "tensorboard",
+        "device",
+    },
+    "eval": None,
+}
 
 
 def run_identity(config: Config) -> dict:
@@ -145,8 +161,15 @@ class Trainer:
     latest checkpoint if there is one) or a checkpoint folder.
     """
 
-    def __init__(self, config: Config, run_dir: str | Path, *, resume: str | None = None,
-                 splits: DataSplits | None = None, echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path,
+        *,
+        resume: str | None = None,
+        splits: DataSplits | None = None,
+        echo: Callable[[str], None] = print,
+    ):
         check_config(config)
         self.config = config
         self.run_dir = Path(run_dir)
@@ -172,8 +195,7 @@ class Trainer:
         self.splits = splits if splits is not None else load_splits(config)
         self.image_shape = self.splits.image_shape
         self.method: Method = create_method(config, self.image_shape).to(self.device)
-        self.channels_last = use_channels_last(config.model.channels_last, self.method, self.device,
-                                               self.precision)
+        self.channels_last = use_channels_last(config.model.channels_last, self.method, self.device, self.precision)
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.model = self.method  # what the loop calls: the method itself, or its DDP wrapper
@@ -183,7 +205,8 @@ class Trainer:
                     raise TrainingError("train.sync_batchnorm needs CUDA (SyncBatchNorm does not run on CPU).")
                 self.method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
             self.model = DistributedDataParallel(
-                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.augmenter = build_augmenter(config, self.image_shape)
         self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum, t.adam_eps)
         for group in self.optimizer.param_groups:
@@ -192,8 +215,10 @@ class Trainer:
         n = len(self.splits.train)
         self.batch_size = min(t.batch_size, n)  # the global batch, split evenly over the ranks
         if self.batch_size % self.dist.world_size:
-            raise TrainingError(f"train.batch_size={self.batch_size} must be divisible by the number of "
-                                f"processes ({self.dist.world_size}).")
+            raise TrainingError(
+                f"train.batch_size={self.batch_size} must be divisible by the number of "
+                f"processes ({self.dist.world_size})."
+            )
         self.local_batch = self.batch_size // self.dist.world_size
         self.steps_per_epoch = n // self.batch_size  # drop_last: every step sees a full batch
         self.total_steps = t.epochs * self.steps_per_epoch
@@ -217,8 +242,10 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise TrainingError("train.tensorboard=true needs the tensorboard package: "
-                                    "pip install tensorboard (or pip install 'probssl[tensorboard]').") from None
+                raise TrainingError(
+                    "train.tensorboard=true needs the tensorboard package: "
+                    "pip install tensorboard (or pip install 'probssl[tensorboard]')."
+                ) from None
             self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     # ------------------------------------------------------------------ run directory
@@ -230,12 +257,14 @@ class Trainer:
             if run_identity(saved) != run_identity(self.config):
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different config ({config_file}); "
-                    "choose another --out directory.")
+                    "choose another --out directory."
+                )
         if resume is None:
             if latest_checkpoint(ckpt_dir) is not None or self.log.path.exists():
                 raise TrainingError(
                     f"{self.run_dir} already holds a run. Continue it with --resume auto, or choose "
-                    "another --out directory.")
+                    "another --out directory."
+                )
         else:
             path = latest_checkpoint(ckpt_dir) if resume == "auto" else Path(resume)
             if path is not None:
@@ -248,8 +277,10 @@ class Trainer:
 
     def _restore(self, state: TrainingState) -> None:
         if run_identity(from_dict(state.config)) != run_identity(self.config):
-            raise CheckpointError("the checkpoint was written by a run with a different config; "
-                                  "resume with the same preset and overrides.")
+            raise CheckpointError(
+                "the checkpoint was written by a run with a different config; "
+                "resume with the same preset and overrides."
+            )
         self.method.load_state_dict(state.model)
         if state.optimizer is not None:
             self.optimizer.load_state_dict(state.optimizer)
@@ -266,11 +297,22 @@ class Trainer:
         # order is the only random state a resume needs.
         rng = {"order": self.order_rng.get_state(), "order_epoch_start": self.order_rng_epoch_start}
         return TrainingState(
-            model=self.method.state_dict(), optimizer=self.optimizer.state_dict(), step=self.step,
-            epoch=self.epoch, batch_in_epoch=self.batch_in_epoch, rng=rng, config=self.config.to_dict(),
-            extra={"image_shape": list(self.image_shape), "num_classes": self.splits.num_classes,
-                   "dataset": self.splits.name, "method": self.config.method.name,
-                   "skipped_steps": self.skipped_steps, "world_size": self.dist.world_size})
+            model=self.method.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            step=self.step,
+            epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch,
+            rng=rng,
+            config=self.config.to_dict(),
+            extra={
+                "image_shape": list(self.image_shape),
+                "num_classes": self.splits.num_classes,
+                "dataset": self.splits.name,
+                "method": self.config.method.name,
+                "skipped_steps": self.skipped_steps,
+                "world_size": self.dist.world_size,
+            },
+        )
 
     def save(self) -> Path | None:
         """Rank 0 writes the checkpoint; the others wait so no rank runs ahead of a save."""
@@ -304,17 +346,24 @@ class Trainer:
             detail = ", ".join(f"{k} = {terms[k].item()}" for k in bad)
             if self.skipped_steps < self.config.train.skip_nonfinite and not self.dist.enabled:
                 self.skipped_steps += 1
-                self.echo(f"skipped step {self.step}: non-finite {detail} "
-                          f"({self.skipped_steps}/{self.config.train.skip_nonfinite} allowed)")
+                self.echo(
+                    f"skipped step {self.step}: non-finite {detail} "
+                    f"({self.skipped_steps}/{self.config.train.skip_nonfinite} allowed)"
+                )
                 return None
             raise TrainingError(
                 f"Non-finite loss at step {self.step} (epoch {self.epoch}): term(s) {detail}. The last good "
                 f"checkpoint is kept in {self.run_dir / 'checkpoints'}; lower train.lr, check the data, or set "
-                "train.skip_nonfinite=N to skip up to N such steps.")
+                "train.skip_nonfinite=N to skip up to N such steps."
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "lr": self.optimizer.param_groups[0]["lr"]}
+        return {
+            "loss": loss.item(),
+            **{k: v.item() for k, v in terms.items()},
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
 
     def _epoch_order(self) -> torch.Tensor:
         """The global permutation of this epoch (identical on every rank)."""
@@ -337,10 +386,18 @@ class Trainer:
     def fit(self) -> Method:
         t = self.config.train
         if self.dist.is_main:
-            write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps,
-                         world_size=self.dist.world_size)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (t.progress and self.dist.is_main),
-                   mininterval=1.0, desc=self.config.method.name, unit="step", dynamic_ncols=True)
+            write_status(
+                self.run_dir, "running", step=self.step, total_steps=self.total_steps, world_size=self.dist.world_size
+            )
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not (t.progress and self.dist.is_main),
+            mininterval=1.0,
+            desc=self.config.method.name,
+            unit="step",
+            dynamic_ncols=True,
+        )
         self.model.train()
         start = self.dist.rank * self.local_batch
         try:
@@ -349,15 +406,18 @@ class Trainer:
         except BaseException as err:
             bar.close()
             if self.dist.is_main:
-                write_status(self.run_dir, "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
-                             step=self.step, error=str(err))
+                write_status(
+                    self.run_dir,
+                    "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                    step=self.step,
+                    error=str(err),
+                )
             raise
         bar.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.dist.is_main:
-            write_status(self.run_dir, "finished", step=self.step, epoch=self.epoch,
-                         skipped_steps=self.skipped_steps)
+            write_status(self.run_dir, "finished", step=self.step, epoch=self.epoch, skipped_steps=self.skipped_steps)
         self.method.eval()
         return self.method
 
@@ -368,8 +428,8 @@ class Trainer:
             perm = self._epoch_order().to(self.device)
             tic, seen = time.perf_counter(), 0
             for b in range(self.batch_in_epoch, self.steps_per_epoch):
-                batch = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                stats = self.train_step(batch[start:start + self.local_batch])
+                batch = perm[b * self.batch_size : (b + 1) * self.batch_size]
+                stats = self.train_step(batch[start : start + self.local_batch])
                 self.step += 1
                 self.batch_in_epoch = b + 1
                 seen += self.batch_size

@@ -1,4 +1,5 @@
 """Gaussian blur: conservation properties and a direct 2-D convolution oracle."""
+
 import math
 
 import numpy as np
@@ -38,7 +39,9 @@ def test_kernel_is_normalised_gaussian():
     assert torch.allclose(k.sum(1), torch.ones(3, dtype=torch.float64))
     ref = torch.tensor([math.exp(-(x**2) / 2) for x in range(-3, 4)], dtype=torch.float64)
     assert torch.allclose(k[1], ref / ref.sum())
-    assert torch.equal(gaussian_kernel1d(torch.tensor([0.0]), 5)[0], torch.tensor([0, 0, 1.0, 0, 0], dtype=torch.float64))
+    assert torch.equal(
+        gaussian_kernel1d(torch.tensor([0.0]), 5)[0], torch.tensor([0, 0, 1.0, 0, 0], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("sigma,k", [(1.3, 5), (0.7, 3), (2.5, 9)])

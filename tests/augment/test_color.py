@@ -1,4 +1,5 @@
 """Photometric ops against per-pixel / per-sample oracles (colorsys, numpy)."""
+
 import colorsys
 
 import numpy as np
@@ -34,9 +35,20 @@ def rand_images(n=4, c=3, h=6, w=5, seed=1):
 def special_pixels():
     """[1, 3, 1, P] image with grey, black, white, primaries, ties and random pixels."""
     px = [
-        (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0),
-        (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0), (0.8, 0.8, 0.2),
-        (0.3, 0.9, 0.9), (0.7, 0.2, 0.7), (0.2, 0.4, 0.6), (0.9, 0.1, 0.3),
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        (0.5, 0.5, 0.5),
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        (1.0, 1.0, 0.0),
+        (1.0, 0.0, 1.0),
+        (0.0, 1.0, 1.0),
+        (0.8, 0.8, 0.2),
+        (0.3, 0.9, 0.9),
+        (0.7, 0.2, 0.7),
+        (0.2, 0.4, 0.6),
+        (0.9, 0.1, 0.3),
     ]
     px += [tuple(p) for p in torch.rand(30, 3, generator=gen(9)).tolist()]
     return torch.tensor(px, dtype=torch.float32).T.reshape(1, 3, 1, -1)
@@ -144,8 +156,12 @@ def test_hue_shift_is_per_sample():
 
 # ----------------------------------------------------------------------------- colour jitter
 def _sequential(x, b, c, s, h, order):
-    ops = [lambda t, i: adjust_brightness(t, b[i].item()), lambda t, i: adjust_contrast(t, c[i].item()),
-           lambda t, i: adjust_saturation(t, s[i].item()), lambda t, i: adjust_hue(t, h[i].item())]
+    ops = [
+        lambda t, i: adjust_brightness(t, b[i].item()),
+        lambda t, i: adjust_contrast(t, c[i].item()),
+        lambda t, i: adjust_saturation(t, s[i].item()),
+        lambda t, i: adjust_hue(t, h[i].item()),
+    ]
     out = []
     for i in range(x.shape[0]):
         t = x[i : i + 1]

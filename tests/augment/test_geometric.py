@@ -1,4 +1,5 @@
 """Random resized crop + flips: box sampling, exact resampling cases and an independent bilinear oracle."""
+
 import math
 
 import numpy as np
@@ -51,8 +52,10 @@ def test_fallback_is_central_crop_with_clamped_ratio():
     expected = torch.tensor([[5.0, 0.0, 10.0, 20.0]], dtype=torch.float64).expand(5, 4)
     assert torch.equal(boxes, expected)
     # whole-image scale and ratio 1 on a square image always gives the full image
-    assert torch.equal(sample_crop_boxes(3, 8, 8, (1.0, 1.0), (1.0, 1.0), gen(0))[0],
-                       torch.tensor([0.0, 0.0, 8.0, 8.0], dtype=torch.float64))
+    assert torch.equal(
+        sample_crop_boxes(3, 8, 8, (1.0, 1.0), (1.0, 1.0), gen(0))[0],
+        torch.tensor([0.0, 0.0, 8.0, 8.0], dtype=torch.float64),
+    )
 
 
 def test_boxes_deterministic_and_fixed_draw_count():
@@ -149,8 +152,12 @@ def _bilinear_oracle(img, top, left, bh, bw, oh, ow, hflip, vflip):
             v0, u0 = int(math.floor(v)), int(math.floor(u))
             v1, u1 = min(v0 + 1, h - 1), min(u0 + 1, w - 1)
             a, b = v - v0, u - u0
-            out[:, i, j] = ((1 - a) * (1 - b) * img[:, v0, u0] + (1 - a) * b * img[:, v0, u1]
-                            + a * (1 - b) * img[:, v1, u0] + a * b * img[:, v1, u1])
+            out[:, i, j] = (
+                (1 - a) * (1 - b) * img[:, v0, u0]
+                + (1 - a) * b * img[:, v0, u1]
+                + a * (1 - b) * img[:, v1, u0]
+                + a * b * img[:, v1, u1]
+            )
     return out
 
 

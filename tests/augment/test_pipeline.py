@@ -1,4 +1,5 @@
 """AugmentParams validation, recipes and the multi-view Augmenter."""
+
 import dataclasses
 
 import pytest
@@ -6,8 +7,8 @@ import torch
 
 from probssl.augment import (
     RECIPES,
-    AugmentParams,
     Augmenter,
+    AugmentParams,
     random_resized_crop,
     recipe,
     rgb_to_grayscale,
@@ -43,13 +44,28 @@ def test_sequences_are_stored_as_tuples():
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("hflip_p", 1.5), ("vflip_p", -0.1), ("jitter_p", 2), ("grayscale_p", float("nan")),
-        ("blur_p", -1), ("solarize_p", "0.5"),
-        ("crop_scale", (0.5, 0.2)), ("crop_scale", (0.0, 1.0)), ("crop_scale", (0.5, 1.5)), ("crop_scale", (0.5,)),
-        ("crop_ratio", (-1.0, 1.0)), ("crop_ratio", (2.0, 1.0)), ("crop_ratio", "ab"),
-        ("blur_sigma", (0.0, 1.0)), ("blur_sigma", (2.0, 1.0)),
-        ("brightness", -0.1), ("contrast", float("inf")), ("saturation", None),
-        ("hue", 0.6), ("hue", -0.1), ("solarize_threshold", 1.5), ("binarize", 1),
+        ("hflip_p", 1.5),
+        ("vflip_p", -0.1),
+        ("jitter_p", 2),
+        ("grayscale_p", float("nan")),
+        ("blur_p", -1),
+        ("solarize_p", "0.5"),
+        ("crop_scale", (0.5, 0.2)),
+        ("crop_scale", (0.0, 1.0)),
+        ("crop_scale", (0.5, 1.5)),
+        ("crop_scale", (0.5,)),
+        ("crop_ratio", (-1.0, 1.0)),
+        ("crop_ratio", (2.0, 1.0)),
+        ("crop_ratio", "ab"),
+        ("blur_sigma", (0.0, 1.0)),
+        ("blur_sigma", (2.0, 1.0)),
+        ("brightness", -0.1),
+        ("contrast", float("inf")),
+        ("saturation", None),
+        ("hue", 0.6),
+        ("hue", -0.1),
+        ("solarize_threshold", 1.5),
+        ("binarize", 1),
     ],
 )
 def test_validation_names_the_field(field, value):

@@ -8,8 +8,16 @@ import pytest
 
 from probssl.cli.main import main
 
-QUICK = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set", "data.train_subset=128",
-         "--set", "train.batch_size=64"]
+QUICK = [
+    "--set",
+    "train.epochs=1",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "data.train_subset=128",
+    "--set",
+    "train.batch_size=64",
+]
 
 
 def test_unknown_config_key_is_one_clear_error(capsys):
@@ -20,8 +28,19 @@ def test_unknown_config_key_is_one_clear_error(capsys):
 
 
 def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
-    code = main(["train", "--preset", "simclr-mnist", "--out", str(tmp_path / "r"),
-                 "--set", f"data.data_dir={tmp_path}", "--set", "data.download=false"])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "simclr-mnist",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            f"data.data_dir={tmp_path}",
+            "--set",
+            "data.download=false",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz" in err and "Traceback" not in err
@@ -33,8 +52,19 @@ def test_corrupt_dataset_file_is_one_clear_error(tmp_path, capsys, shared_data_d
         shutil.copy(f, tmp_path / "mnist" / f.name)
     target = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
     target.write_bytes(gzip.compress(b"garbage"))
-    code = main(["train", "--preset", "simclr-mnist", "--out", str(tmp_path / "r"),
-                 "--set", f"data.data_dir={tmp_path}", "--set", "data.download=false"])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "simclr-mnist",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            f"data.data_dir={tmp_path}",
+            "--set",
+            "data.download=false",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "t10k-labels-idx1-ubyte.gz" in err and "ec29112dd5afa0611ce80d1b7f02629c" in err
@@ -71,11 +101,14 @@ def test_python_dash_m_entry_point():
     assert "simclr-digits" in out.stdout
 
 
-@pytest.mark.parametrize("override,match", [
-    ("train.batch_size=-4", "batch_size must be >= 2"),
-    ("augment.views=40", "views must be between 2 and 16"),
-    ("model.embed_dim=1", "embed_dim must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.batch_size=-4", "batch_size must be >= 2"),
+        ("augment.views=40", "views must be between 2 and 16"),
+        ("model.embed_dim=1", "embed_dim must be >= 2"),
+    ],
+)
 def test_impossible_values_exit_non_zero_with_one_message(tmp_path, capsys, override, match):
     assert main(["train", "--preset", "vsimclr-digits", "--out", str(tmp_path / "r"), "--set", override]) == 2
     err = capsys.readouterr().err

@@ -1,12 +1,21 @@
 """`probssl eval` and `probssl report` from the command line."""
+
 import json
 
 import pytest
 
 from probssl.cli.main import main
 
-QUICK = ["--set", "train.epochs=2", "--set", "train.progress=false", "--set", "data.train_subset=256",
-         "--set", "train.batch_size=64"]
+QUICK = [
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "data.train_subset=256",
+    "--set",
+    "train.batch_size=64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +24,9 @@ def trained(tmp_path_factory):
     runs = []
     for seed in (0, 1):
         run = root / f"simclr-{seed}"
-        assert main(["train", "--preset", "simclr-digits", "--out", str(run), *QUICK,
-                     "--set", f"train.seed={seed}"]) == 0
+        assert (
+            main(["train", "--preset", "simclr-digits", "--out", str(run), *QUICK, "--set", f"train.seed={seed}"]) == 0
+        )
         runs.append(run)
     return runs
 

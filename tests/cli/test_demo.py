@@ -7,7 +7,7 @@ def test_demo_writes_report_plots_and_the_promised_metrics(tmp_path):
     payload = run_demo(tmp_path / "demo", epochs=2)
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"simclr", "vsimclr"}
-    for name, m in metrics["methods"].items():
+    for _name, m in metrics["methods"].items():
         assert 0 <= m["linear_acc"] <= 1 and 0 <= m["knn_acc"] <= 1 and m["effective_rank"] >= 1
     assert metrics["methods"]["vsimclr"]["mean_uncertainty"] > 0
     assert {"raw_pixels", "random_encoder"} <= set(metrics["baselines"])

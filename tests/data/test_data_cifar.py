@@ -1,4 +1,5 @@
 """CIFAR-10/100 readers on small archives with the official member names and pickle layout."""
+
 import hashlib
 import io
 import os
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from probssl.data import DataError, load_dataset
-from probssl.data import sources
+from probssl.data import DataError, load_dataset, sources
 from probssl.data.safe_pickle import UnsafePickleError, safe_load
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -165,9 +165,7 @@ def test_restricted_unpickler_allows_numpy_and_plain_data():
 
 def test_missing_member(tmp_path, monkeypatch):
     blob = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}, protocol=2)
-    path = write_tar(tmp_path / "cifar10" / "cifar-10-python.tar.gz",
-        {"cifar-10-batches-py/test_batch": blob}
-    )
+    path = write_tar(tmp_path / "cifar10" / "cifar-10-python.tar.gz", {"cifar-10-batches-py/test_batch": blob})
     monkeypatch.setitem(sources.CHECKSUMS, "cifar10/cifar-10-python.tar.gz", md5(path))
     with pytest.raises(DataError, match="data_batch_1"):
         load_dataset("cifar10", tmp_path, download=False)

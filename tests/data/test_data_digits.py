@@ -1,4 +1,5 @@
 """Digits (real, bundled with scikit-learn): shapes, scaling, stratified deterministic splits."""
+
 import numpy as np
 import pytest
 import torch

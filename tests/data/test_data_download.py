@@ -1,4 +1,5 @@
 """verify_file / download_file with file:// URLs (never the network), and resolve_data_dir."""
+
 import gzip
 import hashlib
 import struct
@@ -7,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probssl.data import DataError, download_file, load_dataset, resolve_data_dir, verify_file
-from probssl.data import sources
+from probssl.data import DataError, download_file, load_dataset, resolve_data_dir, sources, verify_file
 
 
 def md5(data: bytes) -> str:

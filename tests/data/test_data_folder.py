@@ -1,4 +1,5 @@
 """The user's own image folders, written here with Pillow."""
+
 from pathlib import Path
 
 import numpy as np

@@ -1,4 +1,5 @@
 """IDX (MNIST-format) reader and the mnist / fashion-mnist loaders on small files written here."""
+
 import gzip
 import hashlib
 import struct
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from probssl.data import DataError, load_dataset
-from probssl.data import sources
+from probssl.data import DataError, load_dataset, sources
 from probssl.data.idx import read_idx_images, read_idx_labels
 
 
@@ -136,11 +136,11 @@ def test_load_mnist_from_stand_in_files(tmp_path, patched_checksums):
     assert torch.equal(s.test.images[:, 0], torch.from_numpy(data["t10k-images-idx3-ubyte.gz"]))
     assert s.test.labels.tolist() == data["t10k-labels-idx1-ubyte.gz"].tolist()
     # Train and val together are exactly the training file, each image with its own label.
-    pairs = {(img.tobytes(), int(y)) for img, y in zip(data["train-images-idx3-ubyte.gz"],
-                                                         data["train-labels-idx1-ubyte.gz"])}
-    got = {
-        (img[0].numpy().tobytes(), int(y)) for ds in (s.train, s.val) for img, y in zip(ds.images, ds.labels)
+    pairs = {
+        (img.tobytes(), int(y))
+        for img, y in zip(data["train-images-idx3-ubyte.gz"], data["train-labels-idx1-ubyte.gz"])
     }
+    got = {(img[0].numpy().tobytes(), int(y)) for ds in (s.train, s.val) for img, y in zip(ds.images, ds.labels)}
     assert got == pairs
 
 

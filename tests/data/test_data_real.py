@@ -1,4 +1,5 @@
 """Real MNIST and Fashion-MNIST from the shared copy ($PROBSSL_DATA); skipped when unset."""
+
 import time
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Dataset names, the public surface of probssl.data."""
+
 import pytest
 
 import probssl.data as data
@@ -7,8 +8,14 @@ from probssl.data import DATASETS, DataError, load_dataset
 
 def test_public_names():
     assert set(data.__all__) == {
-        "DataError", "ImageDataset", "DataSplits", "DATASETS", "resolve_data_dir",
-        "load_dataset", "verify_file", "download_file",
+        "DataError",
+        "ImageDataset",
+        "DataSplits",
+        "DATASETS",
+        "resolve_data_dir",
+        "load_dataset",
+        "verify_file",
+        "download_file",
     }
     assert DATASETS == ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")
     assert issubclass(DataError, Exception)

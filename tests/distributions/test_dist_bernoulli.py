@@ -1,4 +1,5 @@
 """StraightThroughBernoulli: exact bits forward, relaxed gradients backward, exact densities."""
+
 import math
 
 import numpy as np
@@ -85,8 +86,10 @@ def test_log_prob_entropy_and_kl_exact():
     torch.testing.assert_close(dist.entropy(), ref.entropy())
     # registered KL between two of them
     other = torch.tensor([[1.0, -2.0, 0.3, 0.0, -1.0, 3.0]], dtype=F64)
-    torch.testing.assert_close(kl_divergence(dist, StraightThroughBernoulli(other)),
-                               kl_divergence(ref, Independent(Bernoulli(logits=other), 1)))
+    torch.testing.assert_close(
+        kl_divergence(dist, StraightThroughBernoulli(other)),
+        kl_divergence(ref, Independent(Bernoulli(logits=other), 1)),
+    )
 
 
 def test_kl_uniform_zero_at_half_nonnegative_and_bounded():

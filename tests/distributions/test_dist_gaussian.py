@@ -1,4 +1,5 @@
 """DiagonalNormal against torch's Independent(Normal) and a Monte-Carlo KL oracle."""
+
 import math
 
 import pytest
@@ -22,7 +23,7 @@ def test_log_prob_and_entropy_match_independent_normal():
     torch.testing.assert_close(p.log_prob(x), ref.log_prob(x))
     torch.testing.assert_close(p.entropy(), ref.entropy())
     torch.testing.assert_close(p.mean, loc)
-    torch.testing.assert_close(p.variance, scale ** 2)
+    torch.testing.assert_close(p.variance, scale**2)
     torch.testing.assert_close(p.uncertainty(), scale.mean(-1))
     assert p.batch_shape == (4,) and p.event_shape == (6,)
 
@@ -52,7 +53,7 @@ def test_kl_standard_is_zero_at_prior_and_accurate_near_it():
     # σ = 1 + δ: KL ≈ d δ² (σ² - 1 - log σ² ≈ 2δ²), which naive evaluation would lose
     delta = 1e-6
     kl = kl_diagonal_normal_standard(torch.zeros(1, 4, dtype=F64), torch.full((1, 4), 1 + delta, dtype=F64))
-    assert kl.item() == pytest.approx(4 * delta ** 2, rel=1e-5)
+    assert kl.item() == pytest.approx(4 * delta**2, rel=1e-5)
 
 
 def test_rsample_reparameterised_with_right_moments():

@@ -1,4 +1,5 @@
 """KL(ProjectedNormal ‖ uniform) estimators: sign, zero at the uniform, ordering, exactness."""
+
 import math
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_scaled_bound_closed_form_and_gaussian_bound_formula():
     g = torch.Generator().manual_seed(3)
     loc = torch.randn(5, 12, generator=g, dtype=F64)
     scale = 0.2 + torch.rand(5, 12, generator=g, dtype=F64) * 2
-    var, m2 = scale ** 2, (loc ** 2).sum(-1)
+    var, m2 = scale**2, (loc**2).sum(-1)
     gb_ref = 0.5 * (var.sum(-1) + m2 - 12 - torch.log(var).sum(-1))
     sb_ref = 0.5 * (12 * torch.log((var.sum(-1) + m2) / 12) - torch.log(var).sum(-1))
     torch.testing.assert_close(kl_projected_normal_uniform(loc, scale, "gaussian-bound"), gb_ref)
@@ -91,7 +92,7 @@ def test_mc_estimator_matches_exact_kl_on_s2():
     x, w = np.polynomial.legendre.leggauss(160)
     phi = np.arange(320) * (2 * np.pi / 320)
     ct, ph = np.meshgrid(x, phi, indexing="ij")
-    st = np.sqrt(1 - ct ** 2)
+    st = np.sqrt(1 - ct**2)
     pts = torch.tensor(np.stack([st * np.cos(ph), st * np.sin(ph), ct], -1).reshape(-1, 3))
     wts = torch.tensor((w[:, None] * np.full(320, 2 * np.pi / 320)).reshape(-1))
     loc = torch.tensor([1.5, -0.5, 2.0], dtype=F64)

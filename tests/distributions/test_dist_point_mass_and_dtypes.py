@@ -1,4 +1,5 @@
 """PointMass behaviour, and dtype preservation (float32/float64) across every distribution."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """ProjectedNormal: normalisation, exactness of log_prob, limits, gradients, sampling."""
+
 import math
 
 import numpy as np
@@ -41,7 +42,7 @@ def _s2_grid(n_theta=160, n_phi=320):
     x, w = np.polynomial.legendre.leggauss(n_theta)
     phi = np.arange(n_phi) * (2 * np.pi / n_phi)
     ct, ph = np.meshgrid(x, phi, indexing="ij")
-    st = np.sqrt(1 - ct ** 2)
+    st = np.sqrt(1 - ct**2)
     pts = np.stack([st * np.cos(ph), st * np.sin(ph), ct], -1).reshape(-1, 3)
     wts = (w[:, None] * np.full(n_phi, 2 * np.pi / n_phi)[None, :]).reshape(-1)
     return torch.tensor(pts), torch.tensor(wts)
@@ -90,8 +91,9 @@ def test_uniform_special_case_is_exact_in_every_dimension():
         for s in [0.05, 1.0, 30.0]:
             q = ProjectedNormal(torch.zeros(d, dtype=F64), torch.full((d,), s, dtype=F64))
             z = _unit(torch.randn(5, d, dtype=F64))
-            torch.testing.assert_close(q.log_prob(z), torch.full((5,), -log_sphere_area(d), dtype=F64),
-                                       rtol=0, atol=1e-11)
+            torch.testing.assert_close(
+                q.log_prob(z), torch.full((5,), -log_sphere_area(d), dtype=F64), rtol=0, atol=1e-11
+            )
 
 
 # ----------------------------------------------------------------------------- exactness
@@ -103,13 +105,14 @@ def radial_oracle(z, loc, scale):
         return stats.norm.logpdf(s * z, loc, scale).sum() + (d - 1) * math.log(s)
 
     # Peak of the (log-concave) integrand, used only as breakpoint / window centre.
-    a, b = np.sum(z * z / scale ** 2), np.sum(z * loc / scale ** 2)
+    a, b = np.sum(z * z / scale**2), np.sum(z * loc / scale**2)
     s0 = (b + math.sqrt(b * b + 4 * a * (d - 1))) / (2 * a)
     g0 = g(s0)
-    width = 1 / math.sqrt(a + (d - 1) / s0 ** 2)
+    width = 1 / math.sqrt(a + (d - 1) / s0**2)
     lo, hi = max(0.0, s0 - 40 * width), s0 + 40 * width
-    val, _ = integrate.quad(lambda s: math.exp(g(s) - g0) if s > 0 else 0.0, lo, hi, points=[s0],
-                            epsabs=0.0, epsrel=1e-12, limit=400)
+    val, _ = integrate.quad(
+        lambda s: math.exp(g(s) - g0) if s > 0 else 0.0, lo, hi, points=[s0], epsabs=0.0, epsrel=1e-12, limit=400
+    )
     return g0 + math.log(val)
 
 
@@ -119,8 +122,7 @@ def test_log_prob_matches_brute_force_radial_integration(d):
     loc = torch.randn(d, generator=g, dtype=F64) * 2
     scale = 0.3 + torch.rand(d, generator=g, dtype=F64) * 2
     q = ProjectedNormal(loc, scale)
-    z = torch.cat([_unit(torch.randn(3, d, generator=g, dtype=F64)), q.sample((2,)),
-                   _unit(loc)[None]])
+    z = torch.cat([_unit(torch.randn(3, d, generator=g, dtype=F64)), q.sample((2,)), _unit(loc)[None]])
     got = q.log_prob(z)
     for i in range(z.shape[0]):
         ref = radial_oracle(z[i].numpy(), loc.numpy(), scale.numpy())
@@ -143,8 +145,9 @@ def test_high_concentration_matches_tangent_gaussian(d, dtype):
     loc[0] = r
     v = torch.randn(6, d - 1, generator=g, dtype=F64) * scale[1:] / r * 1.5
     z = torch.cat([torch.sqrt(1 - (v * v).sum(-1, keepdim=True)), v], -1)
-    approx = torch.distributions.Normal(torch.zeros(d - 1, dtype=F64), scale[1:]).log_prob(v * r).sum(-1) \
-        + (d - 1) * math.log(r)
+    approx = torch.distributions.Normal(torch.zeros(d - 1, dtype=F64), scale[1:]).log_prob(v * r).sum(-1) + (
+        d - 1
+    ) * math.log(r)
     q = ProjectedNormal(loc.to(dtype), scale.to(dtype))
     got = q.log_prob(z.to(dtype)).double()
     tol = 2e-3 if dtype == torch.float64 else 2e-2

@@ -1,4 +1,5 @@
 """log I_d(t) quadrature against independent float64 oracles (scipy quad, mpmath, recursion)."""
+
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ def scipy_log_integral(t: float, d: int) -> float:
     Integrates exp(f(s) - f(s0)) in the plain s variable over the window where the integrand
     exceeds e^-60 of its peak (found with brentq), with the mode as a breakpoint.
     """
+
     def f(s):
         return (d - 1) * np.log(s) - 0.5 * s * s + s * t
 
@@ -27,8 +29,7 @@ def scipy_log_integral(t: float, d: int) -> float:
     f0 = f(s0)
     lo = optimize.brentq(lambda s: f(s) - f0 + 60.0, 1e-300, s0, xtol=1e-300, rtol=1e-15)
     hi = optimize.brentq(lambda s: f(s) - f0 + 60.0, s0, s0 + 20.0, rtol=1e-15)
-    val, err = integrate.quad(lambda s: math.exp(f(s) - f0), lo, hi, points=[s0],
-                              epsabs=0.0, epsrel=1e-13, limit=500)
+    val, err = integrate.quad(lambda s: math.exp(f(s) - f0), lo, hi, points=[s0], epsabs=0.0, epsrel=1e-13, limit=500)
     assert err < 1e-11 * val
     return f0 + math.log(val)
 
@@ -53,7 +54,7 @@ def test_log_integral_matches_mpmath_parabolic_cylinder():
     cases = [(2, -1000.0), (2, 1000.0), (512, -1000.0), (512, 1000.0), (64, -7.5), (5, 12.25)]
     t = torch.tensor([c[1] for c in cases], dtype=torch.float64)
     for i, (d, ti) in enumerate(cases):
-        got = log_projected_normal_integral(t[i:i + 1], d).item()
+        got = log_projected_normal_integral(t[i : i + 1], d).item()
         m = mpmath.mpf(ti)
         ref = float(mpmath.loggamma(d) + m * m / 4 + mpmath.log(mpmath.pcfd(-d, -m)))
         assert abs(got - ref) <= 1e-12 * max(1.0, abs(ref)), (d, ti, got, ref)
@@ -123,8 +124,12 @@ def test_invalid_dimension_raises():
 def test_gradcheck_log_integral(d):
     t = torch.tensor([-40.0, -2.5, -0.2, 0.0, 0.3, 4.0, 60.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: log_projected_normal_integral(x, d), (t,), eps=1e-6, atol=1e-7, rtol=1e-6)
-    assert torch.autograd.gradgradcheck(lambda x: log_projected_normal_integral(x, d), (t,), eps=1e-6, atol=1e-6, rtol=1e-5)
-    assert torch.autograd.gradcheck(lambda x: log_projected_normal_integral_scaled(x, d), (t,), eps=1e-6, atol=1e-7, rtol=1e-6)
+    assert torch.autograd.gradgradcheck(
+        lambda x: log_projected_normal_integral(x, d), (t,), eps=1e-6, atol=1e-6, rtol=1e-5
+    )
+    assert torch.autograd.gradcheck(
+        lambda x: log_projected_normal_integral_scaled(x, d), (t,), eps=1e-6, atol=1e-7, rtol=1e-6
+    )
 
 
 def test_gradient_is_radial_mean():
@@ -141,10 +146,12 @@ def test_gradient_is_radial_mean():
 def test_log_sphere_area_known_values():
     assert log_sphere_area(2) == pytest.approx(math.log(2 * math.pi), rel=1e-15)
     assert log_sphere_area(3) == pytest.approx(math.log(4 * math.pi), rel=1e-15)
-    assert log_sphere_area(4) == pytest.approx(math.log(2 * math.pi ** 2), rel=1e-15)
+    assert log_sphere_area(4) == pytest.approx(math.log(2 * math.pi**2), rel=1e-15)
     dt = torch.tensor([2.0, 3.0, 4.0], dtype=torch.float64)
-    torch.testing.assert_close(log_sphere_area(dt), torch.tensor(
-        [math.log(2 * math.pi), math.log(4 * math.pi), math.log(2 * math.pi ** 2)], dtype=torch.float64))
+    torch.testing.assert_close(
+        log_sphere_area(dt),
+        torch.tensor([math.log(2 * math.pi), math.log(4 * math.pi), math.log(2 * math.pi**2)], dtype=torch.float64),
+    )
 
 
 def test_gauss_legendre_exact_for_polynomials():
@@ -153,7 +160,7 @@ def test_gauss_legendre_exact_for_polynomials():
     assert w.sum().item() == pytest.approx(2.0, rel=1e-14)
     for k in range(0, 32):
         exact = 0.0 if k % 2 else 2.0 / (k + 1)
-        assert (w * x ** k).sum().item() == pytest.approx(exact, abs=1e-14)
+        assert (w * x**k).sum().item() == pytest.approx(exact, abs=1e-14)
 
 
 def test_extreme_arguments_have_finite_values_and_gradients():

@@ -1,4 +1,5 @@
 """HypersphericalUniform: areas, samples, entropy, shapes."""
+
 import math
 
 import pytest
@@ -9,13 +10,16 @@ from probssl.distributions import HypersphericalUniform, log_sphere_area
 
 def test_log_prob_matches_known_areas():
     z2 = torch.tensor([[1.0, 0.0], [0.6, -0.8]], dtype=torch.float64)
-    torch.testing.assert_close(HypersphericalUniform(2, dtype=torch.float64).log_prob(z2),
-                               torch.full((2,), -math.log(2 * math.pi), dtype=torch.float64))
+    torch.testing.assert_close(
+        HypersphericalUniform(2, dtype=torch.float64).log_prob(z2),
+        torch.full((2,), -math.log(2 * math.pi), dtype=torch.float64),
+    )
     z3 = torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64)
     assert HypersphericalUniform(3, dtype=torch.float64).log_prob(z3).item() == pytest.approx(-math.log(4 * math.pi))
     # S^3 has area 2π²
     assert HypersphericalUniform(4).log_prob(torch.tensor([1.0, 0, 0, 0])).item() == pytest.approx(
-        -math.log(2 * math.pi ** 2), rel=1e-6)
+        -math.log(2 * math.pi**2), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("d", [2, 3, 50, 512])

@@ -1,4 +1,5 @@
 """Alignment and uniformity (Wang & Isola 2020) against known answers."""
+
 import math
 
 import numpy as np
@@ -31,10 +32,13 @@ def test_alignment_of_orthogonal_views_is_two():
         alignment(a, b[:1])
 
 
-@pytest.mark.parametrize("d,expected", [
-    (2, -4 + math.log(i0(4.0))),  # theta uniform on the circle: E exp(4 cos theta) = I_0(4)
-    (3, -4 + math.log(math.sinh(4.0) / 4)),  # cos theta uniform on [-1, 1] (Archimedes)
-])
+@pytest.mark.parametrize(
+    "d,expected",
+    [
+        (2, -4 + math.log(i0(4.0))),  # theta uniform on the circle: E exp(4 cos theta) = I_0(4)
+        (3, -4 + math.log(math.sinh(4.0) / 4)),  # cos theta uniform on [-1, 1] (Archimedes)
+    ],
+)
 def test_uniformity_of_uniform_points_matches_closed_form(d, expected):
     assert uniformity(_sphere(4000, d), max_samples=None) == pytest.approx(expected, abs=0.03)
 

@@ -1,4 +1,5 @@
 """Clustering metrics: Hungarian matching against brute force, GMM on separable blobs."""
+
 import itertools
 
 import numpy as np

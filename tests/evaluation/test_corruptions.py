@@ -1,9 +1,18 @@
 """Corruptions: identity at severity 0, monotone strength, exact occluded area, severity-uncertainty trend."""
+
 import pytest
 import torch
 
-from probssl.evaluation.corruptions import (CORRUPTIONS, SEVERITIES, blur, corrupt, gaussian_noise, occlusion,
-                                            occlusion_side, uncertainty_vs_severity)
+from probssl.evaluation.corruptions import (
+    CORRUPTIONS,
+    SEVERITIES,
+    blur,
+    corrupt,
+    gaussian_noise,
+    occlusion,
+    occlusion_side,
+    uncertainty_vs_severity,
+)
 
 
 def gen(seed=0):
@@ -91,6 +100,7 @@ def test_uncertainty_vs_severity_positive_for_residual_variance():
 
 def test_numpy_and_torch_integer_severities_are_accepted():
     import numpy as np
+
     x = _images(n=2)
     assert torch.equal(corrupt(x, "blur", np.int64(2)), corrupt(x, "blur", torch.tensor(2)))
     with pytest.raises(ValueError):

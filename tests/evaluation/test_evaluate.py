@@ -1,5 +1,6 @@
 """evaluate_run / evaluate_method: every section present, every value in its valid range, and the helpers
 (probe predictions, OOD sets, representation bits, options) against known answers."""
+
 import json
 import math
 
@@ -8,8 +9,15 @@ import torch
 
 from probssl.config import Config, ConfigError, load_config
 from probssl.data import DataError, load_dataset
-from probssl.evaluation import (EvalOptions, evaluate_method, evaluate_run, linear_probe, linear_probe_predictions,
-                                make_ood_images, representation_bits)
+from probssl.evaluation import (
+    EvalOptions,
+    evaluate_method,
+    evaluate_run,
+    linear_probe,
+    linear_probe_predictions,
+    make_ood_images,
+    representation_bits,
+)
 from probssl.evaluation.ood import adapt_images
 from probssl.evaluation.scoring import mc_dispersion
 from probssl.methods import create_method
@@ -17,8 +25,14 @@ from probssl.train import Trainer, load_splits
 
 TINY = ["train.epochs=2", "train.batch_size=64", "data.train_subset=256", "train.progress=false"]
 # Every section on, with the sample sizes cut so the whole evaluation takes a few seconds.
-SMALL = dict(corruption_samples=60, style_train_samples=256, style_test_samples=120, map_samples=150,
-             mc_samples=8, alignment_samples=200)
+SMALL = dict(
+    corruption_samples=60,
+    style_train_samples=256,
+    style_test_samples=120,
+    map_samples=150,
+    mc_samples=8,
+    alignment_samples=200,
+)
 
 
 def _in(x, lo, hi):
@@ -38,9 +52,26 @@ def test_evaluate_run_writes_every_section(vsimclr_run):
     run, m = vsimclr_run
     on_disk = json.loads((run / "eval.json").read_text())
     assert on_disk["summary"] == m["summary"]
-    for key in ("schema", "run", "config", "options", "representation", "splits", "selection", "probes", "geometry",
-                "information", "uncertainty", "compression", "content_style", "style_tasks", "embedding_map",
-                "images", "summary", "timing"):
+    for key in (
+        "schema",
+        "run",
+        "config",
+        "options",
+        "representation",
+        "splits",
+        "selection",
+        "probes",
+        "geometry",
+        "information",
+        "uncertainty",
+        "compression",
+        "content_style",
+        "style_tasks",
+        "embedding_map",
+        "images",
+        "summary",
+        "timing",
+    ):
         assert key in m, key
     assert m["representation"]["kind"] == "backbone" and m["options"]["ood"] == ["noise", "shuffled"]
     assert m["splits"]["train"] == 256 and m["splits"]["test"] == 359 and m["splits"]["dataset"] == "digits"
@@ -77,7 +108,7 @@ def test_uncertainty_section(vsimclr_run):
     for name in ("sigma_mean", "trace"):  # sigma-based scores of the projected normal
         assert u["scores"][name]["mean_test"] > 0
     assert set(u["ood_sets"]) == {"noise", "shuffled"}
-    for name, s in u["scores"].items():
+    for s in u["scores"].values():
         for ood in ("noise", "shuffled"):
             r = s["ood"][ood]
             assert _in(r["auroc"], 0, 1) and _in(r["aupr"], 0, 1) and _in(r["fpr95"], 0, 1)
@@ -107,7 +138,7 @@ def test_compression_style_and_map_sections(vsimclr_run):
     assert "curve" not in c  # float codes get no prefix curve by default
     cs = m["content_style"]
     assert set(cs) == {"content", "rotation", "scale", "translation_x", "brightness", "thickness"}
-    for task, r in cs.items():
+    for _task, r in cs.items():
         assert _in(r["acc"], 0, 1) and r["chance"] > 0
     assert set(m["style_tasks"]) == set(cs) - {"content"}
     e = m["embedding_map"]
@@ -116,11 +147,21 @@ def test_compression_style_and_map_sections(vsimclr_run):
     s = m["summary"]
     assert s["ood_auroc/noise"] == m["uncertainty"]["scores"]["posterior"]["ood"]["noise"]["auroc"]
     assert s["mean_uncertainty"] == m["mean_uncertainty"] > 0
-    assert set(m["timing"]) >= {"features", "linear+knn", "mlp", "uncertainty", "corruptions", "content_style",
-                                "embedding_map", "images", "total"}
+    assert set(m["timing"]) >= {
+        "features",
+        "linear+knn",
+        "mlp",
+        "uncertainty",
+        "corruptions",
+        "content_style",
+        "embedding_map",
+        "images",
+        "total",
+    }
 
 
 # ----------------------------------------------------------------------------- deterministic / generative
+
 
 class _ToyGenerative(torch.nn.Module):
     """An untrained SimCLR with the duck-typed extras of generative methods."""
@@ -147,8 +188,9 @@ def test_deterministic_method_gets_a_knn_row_and_generative_images(tmp_path):
     config = load_config("simclr-digits", overrides=["data.train_subset=256"])
     splits = load_splits(config)
     method = _ToyGenerative(create_method(config, splits.image_shape))
-    opts = EvalOptions.quick(ood=("vflip",), images=True, mlp=False, clustering=False, information=False,
-                             alignment=False)
+    opts = EvalOptions.quick(
+        ood=("vflip",), images=True, mlp=False, clustering=False, information=False, alignment=False
+    )
     m = evaluate_method(method, splits, opts, config=config, image_dir=tmp_path)
     assert m["uncertainty"]["primary"] == "knn_distance" and list(m["uncertainty"]["scores"]) == ["knn_distance"]
     assert "mean_uncertainty" not in m and m["options"]["style"] is False
@@ -165,6 +207,7 @@ def test_impossible_representation_is_a_config_error():
 
 
 # ----------------------------------------------------------------------------- helpers, known answers
+
 
 def test_linear_probe_predictions_reproduce_linear_probe():
     g = torch.Generator().manual_seed(0)
@@ -253,8 +296,10 @@ def test_fine_tuning_trains_a_copy_and_selects_on_validation(tmp_path):
     from probssl.evaluation.finetune import fine_tune
     from probssl.train import Trainer
 
-    config = load_config("simclr-digits", overrides=["train.epochs=2", "train.batch_size=64", "data.train_subset=256",
-                                                     "train.progress=false"])
+    config = load_config(
+        "simclr-digits",
+        overrides=["train.epochs=2", "train.batch_size=64", "data.train_subset=256", "train.progress=false"],
+    )
     method = Trainer(config, tmp_path / "ft").fit()
     before = {k: v.clone() for k, v in method.state_dict().items()}
     result = fine_tune(method, Trainer(config, tmp_path / "ft2").splits, config, epochs=8, batch_size=64)

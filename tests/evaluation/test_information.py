@@ -1,11 +1,17 @@
 """Mutual-information estimators on cases with a known answer, and the kNN estimator vs sklearn in 1-D."""
+
 import math
 
 import pytest
 import torch
 
-from probssl.evaluation.information import (NATS_PER_BIT, label_entropy, mi_classifier_lower_bound, mi_knn_ksg,
-                                            mutual_information)
+from probssl.evaluation.information import (
+    NATS_PER_BIT,
+    label_entropy,
+    mi_classifier_lower_bound,
+    mi_knn_ksg,
+    mutual_information,
+)
 
 
 def _clusters(n, k, d=8, sep=20.0, seed=0):

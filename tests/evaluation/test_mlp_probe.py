@@ -1,4 +1,5 @@
 """MLP probe: reads out a non-linearly separable label that the linear probe cannot."""
+
 import torch
 
 from probssl.evaluation.mlp_probe import mlp_probe

@@ -1,10 +1,17 @@
 """Style probes: transformation correctness, balanced labels, and a probe on the true parameter."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from probssl.evaluation.style import (STYLE_TASKS, apply_style, content_style_probes, make_style_dataset,
-                                      style_labels, style_probe)
+from probssl.evaluation.style import (
+    STYLE_TASKS,
+    apply_style,
+    content_style_probes,
+    make_style_dataset,
+    style_labels,
+    style_probe,
+)
 
 
 def gen(seed=0):
@@ -44,8 +51,7 @@ def test_neutral_parameters_are_the_identity():
 def test_geometric_transformations_match_exact_pixel_operations():
     x = torch.rand(4, 2, 16, 16, generator=gen(3))
     # 90 degrees clockwise (on screen) maps pixel centres onto pixel centres: a pure permutation.
-    assert torch.allclose(apply_style(x, "rotation", torch.full((4,), 90.0)), torch.rot90(x, -1, (2, 3)),
-                          atol=1e-5)
+    assert torch.allclose(apply_style(x, "rotation", torch.full((4,), 90.0)), torch.rot90(x, -1, (2, 3)), atol=1e-5)
     # a shift by 3 of the 16 pixels to the right, black fill
     shifted = torch.zeros_like(x)
     shifted[..., 3:] = x[..., :-3]
@@ -94,7 +100,8 @@ def test_style_invisible_to_an_invariant_representation_is_at_chance():
 def test_content_style_probes_reports_content_and_every_grey_task():
     images, labels = _digits(600), torch.arange(600) % 2
     images[labels == 1, :, 2:4, 2:4] = 255  # class 1 carries a corner mark
-    out = content_style_probes(lambda im: F.avg_pool2d(im, 4).flatten(1), images[:400], labels[:400],
-                               images[400:], labels[400:])
+    out = content_style_probes(
+        lambda im: F.avg_pool2d(im, 4).flatten(1), images[:400], labels[:400], images[400:], labels[400:]
+    )
     assert set(out) == {"content", *STYLE_TASKS}
     assert out["content"]["acc"] > 0.95 and out["content"]["chance"] == pytest.approx(0.5)

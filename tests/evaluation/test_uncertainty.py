@@ -1,4 +1,5 @@
 """Uncertainty metrics against closed forms and sklearn / scipy oracles."""
+
 import math
 
 import numpy as np
@@ -7,9 +8,19 @@ import torch
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from probssl.evaluation.uncertainty import (aupr, aurc, aurc_optimal, auroc, average_ranks, fpr_at_tpr,
-                                            knn_distance_score, misclassification_detection, ood_detection,
-                                            selective_accuracy_curve, spearman)
+from probssl.evaluation.uncertainty import (
+    aupr,
+    aurc,
+    aurc_optimal,
+    auroc,
+    average_ranks,
+    fpr_at_tpr,
+    knn_distance_score,
+    misclassification_detection,
+    ood_detection,
+    selective_accuracy_curve,
+    spearman,
+)
 
 
 def gen(seed=0):
@@ -33,8 +44,7 @@ def test_auroc_and_aupr_match_sklearn_with_ties():
         scores = scores + 3 * labels  # some signal
         ref_auc = roc_auc_score(labels.numpy(), scores.numpy())
         assert auroc(scores[labels], scores[~labels]) == pytest.approx(ref_auc, abs=1e-12)
-        assert aupr(scores, labels) == pytest.approx(average_precision_score(labels.numpy(), scores.numpy()),
-                                                     abs=1e-12)
+        assert aupr(scores, labels) == pytest.approx(average_precision_score(labels.numpy(), scores.numpy()), abs=1e-12)
         cont = torch.randn(300, generator=g, dtype=torch.float64)
         lab = torch.rand(300, generator=g) < 0.5
         assert aupr(cont, lab) == pytest.approx(average_precision_score(lab.numpy(), cont.numpy()), abs=1e-12)
@@ -79,8 +89,8 @@ def test_selective_accuracy_perfect_ranking():
     coverage, accuracy = selective_accuracy_curve(uncertainty, correct, num_points=50)
     assert coverage[-1] == 1.0 and accuracy[-1] == pytest.approx(0.7)
     at = torch.nonzero(torch.isclose(coverage, torch.tensor(0.7, dtype=torch.float64))).item()
-    assert accuracy[at] == 1.0 and bool((accuracy[:at + 1] == 1).all())
-    assert bool((accuracy[at + 1:] < 1).all())
+    assert accuracy[at] == 1.0 and bool((accuracy[: at + 1] == 1).all())
+    assert bool((accuracy[at + 1 :] < 1).all())
     assert misclassification_detection(uncertainty, correct)["auroc"] == 1.0
 
 
@@ -111,8 +121,9 @@ def test_knn_distance_score_far_points_score_higher():
     near = torch.randn(100, 16, generator=g) + 3 * torch.ones(16)
     far = torch.randn(100, 16, generator=g) - 3 * torch.ones(16)  # the opposite direction
     s_near, s_far = knn_distance_score(train, near, k=10), knn_distance_score(train, far, k=10)
-    assert s_near.shape == (100,) and bool((s_far.min() > s_near.max()))
+    assert s_near.shape == (100,) and bool(s_far.min() > s_near.max())
     assert ood_detection(s_near, s_far)["auroc"] == 1.0
     # exact value for a tiny case: cosine distances 0 and 1 to the two training points
-    assert torch.allclose(knn_distance_score(torch.tensor([[1.0, 0], [0, 1.0]]), torch.tensor([[2.0, 0]]), k=2),
-                          torch.tensor([0.5]))
+    assert torch.allclose(
+        knn_distance_score(torch.tensor([[1.0, 0], [0, 1.0]]), torch.tensor([[2.0, 0]]), k=2), torch.tensor([0.5])
+    )

@@ -5,8 +5,13 @@ import torch
 from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence
 
 from probssl.distributions import DiagonalNormal
-from probssl.losses.generative import (bernoulli_log_likelihood, gaussian_entropy, gaussian_log_likelihood,
-                                       kl_diagonal_normals, simvae_group_prior)
+from probssl.losses.generative import (
+    bernoulli_log_likelihood,
+    gaussian_entropy,
+    gaussian_log_likelihood,
+    kl_diagonal_normals,
+    simvae_group_prior,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -20,7 +25,9 @@ def test_bernoulli_log_likelihood_matches_torch_bernoulli():
     both = bernoulli_log_likelihood(torch.stack([logits, -logits]), torch.stack([x, x]), start_dim=2)
     torch.testing.assert_close(both[1], Bernoulli(logits=-logits).log_prob(x).sum((1, 2, 3)))
     # stable for huge logits: log p(x=1 | logit=100) = -log(1 + e^-100) ~ -3.7e-44, not -inf or nan
-    assert bernoulli_log_likelihood(torch.full((1, 1, 1, 1), -100.0), torch.zeros(1, 1, 1, 1)).item() == pytest.approx(0.0)
+    assert bernoulli_log_likelihood(torch.full((1, 1, 1, 1), -100.0), torch.zeros(1, 1, 1, 1)).item() == pytest.approx(
+        0.0
+    )
 
 
 def test_gaussian_log_likelihood_matches_torch_normal():
@@ -40,7 +47,7 @@ def test_entropy_variants():
     torch.testing.assert_close(gaussian_entropy(scale, "correct"), DiagonalNormal(loc, scale).entropy())
     torch.testing.assert_close(gaussian_entropy(scale), DiagonalNormal(loc, scale).entropy())
     # the release code: 0.5 * sum(2 pi * log sigma^2)
-    torch.testing.assert_close(gaussian_entropy(scale, "official"), 0.5 * (2 * math.pi * torch.log(scale ** 2)).sum(-1))
+    torch.testing.assert_close(gaussian_entropy(scale, "official"), 0.5 * (2 * math.pi * torch.log(scale**2)).sum(-1))
     # hand value: sigma^2 = (e, 1) -> log sigma^2 = (1, 0) -> 0.5 * 2 pi * 1 = pi
     s = torch.tensor([[math.exp(0.5), 1.0]], dtype=torch.float64)
     assert gaussian_entropy(s, "official").item() == pytest.approx(math.pi)
@@ -65,7 +72,9 @@ def test_group_prior_hand_computed():
     const = -0.5 * (2 * LOG_2PI + 1 * math.log(0.5) + math.log(0.5 + 2))
     assert exact.item() == pytest.approx(spread_term - 1.6 + const)
     # the same from the 2x2 covariance [[s^2 + 1, 1], [1, s^2 + 1]]
-    mvn = MultivariateNormal(torch.zeros(2, dtype=torch.float64), torch.tensor([[1.5, 1.0], [1.0, 1.5]], dtype=torch.float64))
+    mvn = MultivariateNormal(
+        torch.zeros(2, dtype=torch.float64), torch.tensor([[1.5, 1.0], [1.0, 1.5]], dtype=torch.float64)
+    )
     assert exact.item() == pytest.approx(mvn.log_prob(torch.tensor([1.0, 3.0], dtype=torch.float64)).item())
 
 
@@ -74,8 +83,9 @@ def test_exact_marginal_equals_joint_gaussian_log_density(j):
     n, d, s2 = 4, 3, 0.15
     z = torch.randn(j, n, d, dtype=torch.float64)
     # z = (z_1, ..., z_J) in R^{Jd} has covariance s^2 I + (1 1^T) kron I_d
-    cov = s2 * torch.eye(j * d, dtype=torch.float64) + torch.kron(torch.ones(j, j, dtype=torch.float64),
-                                                                  torch.eye(d, dtype=torch.float64))
+    cov = s2 * torch.eye(j * d, dtype=torch.float64) + torch.kron(
+        torch.ones(j, j, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+    )
     flat = z.permute(1, 0, 2).reshape(n, j * d)
     expected = MultivariateNormal(torch.zeros(j * d, dtype=torch.float64), cov).log_prob(flat)
     torch.testing.assert_close(simvae_group_prior(z, s2, "gaussian", exact_marginal=True), expected)
@@ -83,7 +93,8 @@ def test_exact_marginal_equals_joint_gaussian_log_density(j):
     approx = simvae_group_prior(z, s2, "gaussian", exact_marginal=False)
     zbar2 = z.mean(0).pow(2).sum(-1)
     const_diff = (-0.5 * j * d * (LOG_2PI + math.log(s2)) - 0.5 * d * LOG_2PI) - (
-        -0.5 * d * (j * LOG_2PI + (j - 1) * math.log(s2) + math.log(s2 + j)))
+        -0.5 * d * (j * LOG_2PI + (j - 1) * math.log(s2) + math.log(s2 + j))
+    )
     torch.testing.assert_close(approx - expected, -0.5 * zbar2 + 0.5 * zbar2 / (1 + s2 / j) + const_diff)
 
 

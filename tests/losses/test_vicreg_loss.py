@@ -30,8 +30,10 @@ def vicreg_oracle(za, zb, sim, std, cov, eps=1e-4):
 
     def stats(z):
         mean = [sum(z[i][j] for i in range(n)) / n for j in range(d)]
-        c = [[sum((z[i][p] - mean[p]) * (z[i][q] - mean[q]) for i in range(n)) / (n - 1) for q in range(d)]
-             for p in range(d)]
+        c = [
+            [sum((z[i][p] - mean[p]) * (z[i][q] - mean[q]) for i in range(n)) / (n - 1) for q in range(d)]
+            for p in range(d)
+        ]
         hinge = sum(max(0.0, 1 - math.sqrt(c[j][j] + eps)) for j in range(d)) / d
         off = sum(c[p][q] ** 2 for p in range(d) for q in range(d) if p != q) / d
         return hinge, off

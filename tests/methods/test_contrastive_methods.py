@@ -52,8 +52,6 @@ def test_vsimclr_posterior_and_kl_term():
         method.represent(torch.rand(5, 1, 8, 8), "bits")
 
 
-
-
 def test_vsimclr_with_vanishing_sigma_and_no_kl_equals_simclr(deterministic_gaussian_head):
     torch.manual_seed(0)
     backbone = create_backbone("convnet", in_channels=1, image_size=8)

@@ -12,10 +12,17 @@ from probssl.methods.scl import SCL, compression_ratio
 from probssl.models import GaussianParams, ProjectionHead, create_backbone
 from probssl.train import Trainer
 
-QUICK = ["train.epochs=6", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
-         "train.log_every=1", "train.warmup_epochs=1"]
-PRESETS = [f"scl-{latent}-{data}" for latent in ("gaussian", "bernoulli")
-           for data in ("digits", "mnist", "fashion-mnist")]
+QUICK = [
+    "train.epochs=6",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.warmup_epochs=1",
+]
+PRESETS = [
+    f"scl-{latent}-{data}" for latent in ("gaussian", "bernoulli") for data in ("digits", "mnist", "fashion-mnist")
+]
 
 
 def _method(latent="bernoulli", beta=0.0, **overrides):
@@ -96,8 +103,10 @@ def test_gaussian_kl_is_the_hand_formula_on_fixed_parameters():
     scale = torch.tensor([[1.0, 0.5], [2.0, 0.1], [0.9, 1.0], [0.3, 1.5]])
     method = _fixed_scl("gaussian", (loc, scale), beta=0.1)
     kl = method(torch.rand(2, 2, 1, 8, 8))["kl"]
-    hand = [0.5 * sum(s * s + m * m - 1 - math.log(s * s) for m, s in zip(ml, sl))
-            for ml, sl in zip(loc.tolist(), scale.tolist())]
+    hand = [
+        0.5 * sum(s * s + m * m - 1 - math.log(s * s) for m, s in zip(ml, sl))
+        for ml, sl in zip(loc.tolist(), scale.tolist())
+    ]
     assert kl.item() == pytest.approx(0.1 * sum(hand) / len(hand), rel=1e-5)
 
 
@@ -119,7 +128,9 @@ def test_compression_ratio_and_representation_bits():
     assert compression_ratio((1, 8, 8), 64) == 8
     bernoulli, gaussian = _method("bernoulli"), _method("gaussian")
     assert bernoulli.representation_bits() == 64 and gaussian.representation_bits() == 32 * 64
-    assert compression_ratio((1, 28, 28), _method("bernoulli", **{"method.latent_dim": 128}).representation_bits()) == 49
+    assert (
+        compression_ratio((1, 28, 28), _method("bernoulli", **{"method.latent_dim": 128}).representation_bits()) == 49
+    )
 
 
 def test_gaussian_representation_is_the_deterministic_posterior_mean():

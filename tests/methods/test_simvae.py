@@ -32,11 +32,14 @@ def test_every_generative_preset_loads_and_builds(preset):
     assert method.probabilistic and method.default_representation == "mean"
 
 
-@pytest.mark.parametrize("overrides", [
-    [],
-    ["method.likelihood=gaussian", "method.log_var_x=-2.0", "method.entropy=official", "method.beta=0.5"],
-    ["method.exact_marginal=true", "method.content_prior=uniform", "augment.views=3"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["method.likelihood=gaussian", "method.log_var_x=-2.0", "method.entropy=official", "method.beta=0.5"],
+        ["method.exact_marginal=true", "method.content_prior=uniform", "augment.views=3"],
+    ],
+)
 def test_loss_terms_equal_the_elbo_computed_independently(overrides, terms_and_replayed_draw):
     torch.manual_seed(1)
     method = _simvae(*overrides).eval()  # eval: BatchNorm statistics do not depend on the batch
@@ -52,7 +55,7 @@ def test_loss_terms_equal_the_elbo_computed_independently(overrides, terms_and_r
         if c.entropy == "correct":
             ent = DiagonalNormal(loc, scale).entropy()
         else:
-            ent = 0.5 * (2 * math.pi * torch.log(scale ** 2)).sum(-1)
+            ent = 0.5 * (2 * math.pi * torch.log(scale**2)).sum(-1)
         prior = simvae_group_prior(z, c.prior_variance, c.content_prior, c.exact_marginal)
     assert set(terms) == {"reconstruction", "prior", "entropy"}
     torch.testing.assert_close(terms["reconstruction"], -rec.sum(0).mean())

@@ -11,8 +11,14 @@ from probssl.methods.supcon import SupCon
 from probssl.models import ProjectionHead, create_backbone
 from probssl.train import Trainer
 
-QUICK = ["train.epochs=6", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
-         "train.log_every=1", "train.warmup_epochs=1"]
+QUICK = [
+    "train.epochs=6",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.warmup_epochs=1",
+]
 PRESETS = ["supcon-digits", "supcon-mnist", "supcon-fashion-mnist"]
 
 
@@ -78,4 +84,3 @@ def test_trains_on_digits_with_finite_decreasing_loss(tmp_path):
     losses = epoch_mean_losses(tmp_path / "run")
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]
-

@@ -99,11 +99,14 @@ def test_negative_elbo_upper_bounds_minus_log_evidence():
     and an importance-sampling estimate built from its likelihood recovers log p(x).
     """
     log_var_x = math.log(0.05)
-    method = VAE(_Flatten(), _FixedGaussian(0.3, 0.5), _LinearDecoder(2.0, -0.5), likelihood="gaussian",
-                 log_var_x=log_var_x)
+    method = VAE(
+        _Flatten(), _FixedGaussian(0.3, 0.5), _LinearDecoder(2.0, -0.5), likelihood="gaussian", log_var_x=log_var_x
+    )
     x = torch.full((1, 1, 1, 1), 0.7, dtype=torch.float64)
     grid = torch.linspace(-12, 12, 400001, dtype=torch.float64)
-    log_joint = Normal(0.0, 1.0).log_prob(grid) + Normal(torch.sigmoid(2 * grid - 0.5), math.exp(0.5 * log_var_x)).log_prob(x.reshape(()))
+    log_joint = Normal(0.0, 1.0).log_prob(grid) + Normal(
+        torch.sigmoid(2 * grid - 0.5), math.exp(0.5 * log_var_x)
+    ).log_prob(x.reshape(()))
     log_px = torch.log(torch.trapezoid(torch.exp(log_joint), grid)).item()
     q = Normal(0.3, 0.5)
     post = torch.exp(log_joint - log_px)

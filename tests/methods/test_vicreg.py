@@ -13,8 +13,14 @@ from probssl.methods.vicreg import VICReg
 from probssl.models import ProjectionHead
 from probssl.train import Trainer
 
-QUICK = ["train.epochs=6", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
-         "train.log_every=1", "train.warmup_epochs=1"]
+QUICK = [
+    "train.epochs=6",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.warmup_epochs=1",
+]
 PRESETS = ["vicreg-digits", "vicreg-mnist", "vicreg-fashion-mnist"]
 
 

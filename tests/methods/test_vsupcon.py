@@ -12,11 +12,15 @@ from probssl.methods.vsupcon import VSupCon
 from probssl.models import ProjectionHead, create_backbone
 from probssl.train import Trainer
 
-QUICK = ["train.epochs=6", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
-         "train.log_every=1", "train.warmup_epochs=1"]
+QUICK = [
+    "train.epochs=6",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.warmup_epochs=1",
+]
 PRESETS = ["vsupcon-digits", "vsupcon-mnist", "vsupcon-fashion-mnist"]
-
-
 
 
 @pytest.mark.parametrize("views", [2, 3])

@@ -1,4 +1,5 @@
 """Backbones: shapes for every registered name, channels_last, gradient flow, ResNet parameter counts."""
+
 import copy
 
 import pytest
@@ -38,8 +39,16 @@ def family_dim(name):
 
 
 def test_expected_names_registered():
-    for name in ["convnet", "mlp-simvae", "resnet18", "resnet50", "resnet18-cifar", "resnet18-imagenet",
-                 "resnet50-cifar", "resnet50-imagenet"]:
+    for name in [
+        "convnet",
+        "mlp-simvae",
+        "resnet18",
+        "resnet50",
+        "resnet18-cifar",
+        "resnet18-imagenet",
+        "resnet50-cifar",
+        "resnet50-imagenet",
+    ]:
         assert name in ALL
 
 
@@ -98,6 +107,7 @@ def test_convnet_channels_last_training_step():
 
 
 # --- ResNet -------------------------------------------------------------------------------------
+
 
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
@@ -161,6 +171,7 @@ def test_zero_init_residual(block):
 
 # --- convnet ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("size,strides", [(8, (1, 1, 2)), (28, (2, 2, 2)), (32, (2, 2, 2))])
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_convnet_downsamples_to_at_most_4(size, strides, in_channels):
@@ -196,6 +207,7 @@ def test_convnet_kwargs():
 
 
 # --- mlp-simvae ---------------------------------------------------------------------------------
+
 
 def test_mlp_simvae_architecture():
     model = get_model("mlp-simvae", 1, 28)

@@ -1,4 +1,5 @@
 """Decoders: exact output shapes, gradient flow, create_decoder's backbone -> decoder mapping."""
+
 import pytest
 import torch
 
@@ -47,8 +48,7 @@ def test_conv_decoder_retraces_encoder_sizes():
     dec = ConvDecoder(8, (1, 28, 28))
     assert dec.start_shape == (128, 4, 4)
     sizes = []
-    hook = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
-            for m in dec.stages]
+    hook = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:]))) for m in dec.stages]
     dec.eval()(torch.randn(1, 8))
     for h in hook:
         h.remove()

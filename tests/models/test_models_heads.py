@@ -1,4 +1,5 @@
 """Heads: shapes, Gaussian scale positivity and init, BatchNorm heads in eval mode with batch 1."""
+
 import pytest
 import torch
 from torch import nn
@@ -68,8 +69,12 @@ def test_gaussian_head_validation_and_grads():
 
 def test_bn_heads_eval_mode_batch_one():
     x = torch.randn(1, 32)
-    heads = [ProjectionHead(32, 64, 16), GaussianHead(32, 64, 16), LinearHead(32, 10, batch_norm=True),
-             ProjectionHead(32, 64, 16, num_layers=3)]
+    heads = [
+        ProjectionHead(32, 64, 16),
+        GaussianHead(32, 64, 16),
+        LinearHead(32, 10, batch_norm=True),
+        ProjectionHead(32, 64, 16, num_layers=3),
+    ]
     for head in heads:
         head.train()(torch.randn(4, 32))  # update running stats once
         head.eval()

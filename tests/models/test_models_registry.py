@@ -1,4 +1,5 @@
 """The backbone registry: listing, errors with suggestions, registration."""
+
 import pytest
 from torch import nn
 
@@ -8,8 +9,16 @@ from probssl.models import BACKBONES, create_backbone, list_backbones, register_
 def test_list_backbones_sorted_and_complete():
     names = list_backbones()
     assert names == sorted(names)
-    assert set(names) >= {"convnet", "mlp-simvae", "resnet18", "resnet50", "resnet18-cifar", "resnet18-imagenet",
-                          "resnet50-cifar", "resnet50-imagenet"}
+    assert set(names) >= {
+        "convnet",
+        "mlp-simvae",
+        "resnet18",
+        "resnet50",
+        "resnet18-cifar",
+        "resnet18-imagenet",
+        "resnet50-cifar",
+        "resnet50-imagenet",
+    }
     assert list(BACKBONES) == names and len(BACKBONES) == len(names)
     assert "convnet" in BACKBONES and "nope" not in BACKBONES
     assert BACKBONES.get("nope") is None and callable(BACKBONES["convnet"])

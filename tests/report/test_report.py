@@ -1,4 +1,5 @@
 """Reports: seeds grouped into mean ± s.e. with known numbers, and every plot written."""
+
 import copy
 import json
 import math
@@ -12,8 +13,15 @@ from probssl.config import load_config
 from probssl.evaluation import EvalOptions, evaluate_method
 from probssl.methods import create_method
 from probssl.report import aggregate, flat_metrics, group_runs, write_report
-from probssl.report.plots import (plot_accuracy_vs_bits, plot_content_style, plot_corruption_curves,
-                                  plot_embedding_maps, plot_ood_histograms, plot_selective_curves, plot_spectra)
+from probssl.report.plots import (
+    plot_accuracy_vs_bits,
+    plot_content_style,
+    plot_corruption_curves,
+    plot_embedding_maps,
+    plot_ood_histograms,
+    plot_selective_curves,
+    plot_spectra,
+)
 from probssl.train import load_splits
 
 
@@ -21,10 +29,14 @@ def _fake_run(root: Path, name: str, method: str, seed: int, linear: float, beta
     run = root / name
     run.mkdir()
     config = load_config(f"{method}-digits", overrides=[f"train.seed={seed}", f"method.beta={beta}"]).to_dict()
-    m = {"schema": 2, "run": {"method": method, "seed": seed, "dataset": "digits"}, "config": config,
-         "representation": {"kind": "backbone", "dim": 64},
-         "splits": {"dataset": "digits", "train": 1294, "val": 144, "test": 359},
-         "summary": {"linear_acc": linear, **summary}}
+    m = {
+        "schema": 2,
+        "run": {"method": method, "seed": seed, "dataset": "digits"},
+        "config": config,
+        "representation": {"kind": "backbone", "dim": 64},
+        "splits": {"dataset": "digits", "train": 1294, "val": 144, "test": 359},
+        "summary": {"linear_acc": linear, **summary},
+    }
     (run / "eval.json").write_text(json.dumps(m))
     return run
 
@@ -37,8 +49,10 @@ def test_aggregate_mean_and_standard_error():
 
 
 def test_report_groups_seeds_with_mean_and_standard_error(tmp_path):
-    runs = [_fake_run(tmp_path, f"v{s}", "vsimclr", s, acc, knn_acc=0.5 + s / 10)
-            for s, acc in zip((0, 1, 2), (0.8, 0.9, 1.0))]
+    runs = [
+        _fake_run(tmp_path, f"v{s}", "vsimclr", s, acc, knn_acc=0.5 + s / 10)
+        for s, acc in zip((0, 1, 2), (0.8, 0.9, 1.0))
+    ]
     runs.append(_fake_run(tmp_path, "s0", "simclr", 0, 0.7))
     runs.append(_fake_run(tmp_path, "vb", "vsimclr", 0, 0.6, beta=0.1))  # another config: its own group
     payload = write_report(runs, tmp_path / "rep")
@@ -58,7 +72,7 @@ def test_report_groups_seeds_with_mean_and_standard_error(tmp_path):
 
 def test_group_order_and_missing_eval(tmp_path):
     runs = [_fake_run(tmp_path, "b", "vsimclr", 1, 0.5), _fake_run(tmp_path, "a", "vsimclr", 0, 0.4)]
-    (label, members), = group_runs(runs).items()
+    ((label, members),) = group_runs(runs).items()
     assert [m[1]["run"]["seed"] for m in members] == [0, 1]  # sorted by seed
     with pytest.raises(FileNotFoundError, match="probssl eval"):
         write_report([tmp_path / "missing"], tmp_path / "rep")
@@ -72,8 +86,17 @@ def real_eval(tmp_path_factory):
     splits = load_splits(config)
     torch.manual_seed(0)
     method = create_method(config, splits.image_shape)
-    opts = EvalOptions(ood=("noise", "vflip"), corruption_samples=40, style_train_samples=150, style_test_samples=100,
-                       map_samples=100, mc_samples=4, alignment_samples=100, mlp=False, compression_curve=True)
+    opts = EvalOptions(
+        ood=("noise", "vflip"),
+        corruption_samples=40,
+        style_train_samples=150,
+        style_test_samples=100,
+        map_samples=100,
+        mc_samples=4,
+        alignment_samples=100,
+        mlp=False,
+        compression_curve=True,
+    )
     m = evaluate_method(method, splits, opts, config=config, image_dir=root / "run0" / "eval_images")
     m["images"] = {k: str(Path(v).relative_to(root / "run0")) for k, v in m["images"].items()}
     runs = []
@@ -92,13 +115,32 @@ def real_eval(tmp_path_factory):
 def test_report_writes_every_plot_and_section(real_eval, tmp_path):
     payload = write_report(real_eval, tmp_path / "rep", title="T")
     out = tmp_path / "rep"
-    for name in ("spectrum", "uncertainty_ood", "selective", "corruption", "embedding_map", "accuracy_vs_bits",
-                 "content_style", "loss", "vsimclr/certainty"):
+    for name in (
+        "spectrum",
+        "uncertainty_ood",
+        "selective",
+        "corruption",
+        "embedding_map",
+        "accuracy_vs_bits",
+        "content_style",
+        "loss",
+        "vsimclr/certainty",
+    ):
         assert name in payload["plots"], name
         assert (out / payload["plots"][name]).stat().st_size > 5000, name
     report = (out / "report.md").read_text()
-    for heading in ("Probes", "Geometry", "Information", "Uncertainty", "Embedding map", "Images", "Compression",
-                    "Content vs style", "Training", "Protocol"):
+    for heading in (
+        "Probes",
+        "Geometry",
+        "Information",
+        "Uncertainty",
+        "Embedding map",
+        "Images",
+        "Compression",
+        "Content vs style",
+        "Training",
+        "Protocol",
+    ):
         assert f"{heading}" in report, heading
     assert " ± " in report  # two seeds of one config
     for png in payload["plots"].values():
@@ -109,17 +151,31 @@ def test_report_writes_every_plot_and_section(real_eval, tmp_path):
 
 def test_plot_functions_write_pngs(tmp_path):
     written = [
-        plot_spectra({"a": {"representation": [4.0, 1.0, 0.1], "embedding": [1.0, 0.5]}, "b": [2.0, 1.0]},
-                     tmp_path / "s.png"),
-        plot_ood_histograms({"a": {"score": "posterior", "test": [0.1, 0.2, 0.3], "ood": {"noise": [0.5, 0.6]}}},
-                            tmp_path / "o.png"),
-        plot_selective_curves({"a": {"knn_distance": {"coverage": [0.5, 1.0], "accuracy": [1.0, 0.8], "aurc": 0.1}}},
-                              tmp_path / "sel.png"),
-        plot_embedding_maps({"a": {"x": [0, 1, 2], "y": [1, 0, 2], "labels": [0, 1, 1],
-                                   "uncertainty": [0.1, 0.3, 0.2]}}, tmp_path / "m.png", ["zero", "one"]),
-        plot_accuracy_vs_bits({"a": {"bits": 64, "acc": 0.8, "input_bits": 512,
-                                     "curve": [{"bits": 8, "linear_acc": 0.3}, {"bits": 64, "linear_acc": 0.8}]}},
-                              tmp_path / "b.png"),
+        plot_spectra(
+            {"a": {"representation": [4.0, 1.0, 0.1], "embedding": [1.0, 0.5]}, "b": [2.0, 1.0]}, tmp_path / "s.png"
+        ),
+        plot_ood_histograms(
+            {"a": {"score": "posterior", "test": [0.1, 0.2, 0.3], "ood": {"noise": [0.5, 0.6]}}}, tmp_path / "o.png"
+        ),
+        plot_selective_curves(
+            {"a": {"knn_distance": {"coverage": [0.5, 1.0], "accuracy": [1.0, 0.8], "aurc": 0.1}}}, tmp_path / "sel.png"
+        ),
+        plot_embedding_maps(
+            {"a": {"x": [0, 1, 2], "y": [1, 0, 2], "labels": [0, 1, 1], "uncertainty": [0.1, 0.3, 0.2]}},
+            tmp_path / "m.png",
+            ["zero", "one"],
+        ),
+        plot_accuracy_vs_bits(
+            {
+                "a": {
+                    "bits": 64,
+                    "acc": 0.8,
+                    "input_bits": 512,
+                    "curve": [{"bits": 8, "linear_acc": 0.3}, {"bits": 64, "linear_acc": 0.8}],
+                }
+            },
+            tmp_path / "b.png",
+        ),
         plot_corruption_curves({"a": {"blur": [1, 1.1, 1.2, 1.3, 1.4, 1.5]}}, tmp_path / "c.png", {"a": "posterior"}),
         plot_content_style({"a": {"content": (0.9, 0.1), "rotation": (0.4, 0.2)}}, tmp_path / "cs.png"),
     ]

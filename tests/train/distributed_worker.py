@@ -3,6 +3,7 @@
 Computes the loss and parameter gradients of METHOD on this rank's share of a fixed global batch,
 wrapped in DistributedDataParallel when WORLD_SIZE > 1, and rank 0 writes them to OUT.
 """
+
 import os
 import sys
 
@@ -15,8 +16,14 @@ from probssl.config import load_config
 from probssl.methods import create_method
 
 METHOD, OUT = sys.argv[1], sys.argv[2]
-PRESETS = {"simclr": "simclr-digits", "vsimclr": "vsimclr-digits", "supcon": "supcon-digits",
-           "vsupcon": "vsupcon-digits", "simvae": "simvae-digits", "vicreg": "vicreg-digits"}
+PRESETS = {
+    "simclr": "simclr-digits",
+    "vsimclr": "vsimclr-digits",
+    "supcon": "supcon-digits",
+    "vsupcon": "vsupcon-digits",
+    "simvae": "simvae-digits",
+    "vicreg": "vicreg-digits",
+}
 GLOBAL_N, VIEWS, DIM = 16, 2, 16
 
 torch.set_num_threads(1)
@@ -47,12 +54,16 @@ method = create_method(config, (1, 8, 8)).eval()  # eval BN: each sample's forwa
 model = DistributedDataParallel(method) if world > 1 else method
 
 _randn = torch.randn
+
+
 def fixed_randn(*shape, **kwargs):
     """Reparameterisation noise for this rank's rows; any other draw is left alone."""
     size = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
     if len(size) in (2, 3) and size[-2] == n:
         return local_noise(size, None, None).to(kwargs.get("dtype") or torch.float32).clone()
     return _randn(*shape, **kwargs)
+
+
 torch.randn = fixed_randn  # the distributions draw eps with torch.randn(shape, ...)
 terms = model(views[:, share], labels[share] if method.supervised else None)
 loss = sum(terms.values())

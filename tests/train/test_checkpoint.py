@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from probssl.train import (CheckpointError, TrainingState, latest_checkpoint, list_checkpoints, load_checkpoint,
-                           save_checkpoint)
+from probssl.train import (
+    CheckpointError,
+    TrainingState,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def _state(step=3):
@@ -14,9 +20,19 @@ def _state(step=3):
     model(torch.randn(5, 4)).sum().backward()
     opt.step()
     gen = torch.Generator().manual_seed(5)
-    return model, opt, TrainingState(model=model.state_dict(), optimizer=opt.state_dict(), step=step, epoch=1,
-                                     rng={"g": gen.get_state(), "torch": torch.get_rng_state()},
-                                     config={"a": 1}, extra={"image_shape": [1, 8, 8]})
+    return (
+        model,
+        opt,
+        TrainingState(
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            step=step,
+            epoch=1,
+            rng={"g": gen.get_state(), "torch": torch.get_rng_state()},
+            config={"a": 1},
+            extra={"image_shape": [1, 8, 8]},
+        ),
+    )
 
 
 def test_round_trip_restores_everything(tmp_path):

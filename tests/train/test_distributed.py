@@ -1,4 +1,5 @@
 """Data parallelism must not change the maths: 2 gloo processes == 1 process on the same global batch."""
+
 import os
 import socket
 import subprocess
@@ -22,10 +23,24 @@ def _run(method: str, world: int, out: Path) -> dict:
     port = _free_port()
     procs = []
     for rank in range(world):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), method, str(out)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), method, str(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -44,8 +59,10 @@ def test_two_processes_equal_one_process(method, tmp_path):
 
 def test_gathering_changes_the_loss_when_turned_off(tmp_path):
     """Sanity check that the test can fail: without gathering, negatives differ from one process."""
-    from probssl.losses import nt_xent
     import torch.nn.functional as F
+
+    from probssl.losses import nt_xent
+
     z1, z2 = F.normalize(torch.randn(8, 4), dim=1), F.normalize(torch.randn(8, 4), dim=1)
     halves = (nt_xent(z1[:4], z2[:4]) + nt_xent(z1[4:], z2[4:])) / 2
     assert not torch.allclose(halves, nt_xent(z1, z2))

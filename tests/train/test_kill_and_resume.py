@@ -1,4 +1,5 @@
 """Never lose a run: SIGKILL mid-epoch, resume, and end bit-identical to an uninterrupted run."""
+
 import json
 import os
 import signal
@@ -11,9 +12,26 @@ import torch
 
 from probssl.train import latest_checkpoint, load_run
 
-ARGS = ["--preset", "simclr-digits", "--set", "train.epochs=8", "--set", "train.batch_size=64",
-        "--set", "data.train_subset=512", "--set", "train.checkpoint_every_steps=3", "--set", "train.log_every=1",
-        "--set", "train.deterministic=true", "--set", "train.progress=false", "--set", "train.num_threads=1"]
+ARGS = [
+    "--preset",
+    "simclr-digits",
+    "--set",
+    "train.epochs=8",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "data.train_subset=512",
+    "--set",
+    "train.checkpoint_every_steps=3",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "train.deterministic=true",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.num_threads=1",
+]
 
 
 def _train(out, *extra):
@@ -56,9 +74,27 @@ def test_torchrun_two_processes_train_and_checkpoint(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "probssl",
-           "train", "--preset", "vsimclr-digits", "--out", str(tmp_path / "ddp"), "--set", "train.epochs=1",
-           "--set", "train.progress=false", "--set", "data.train_subset=256", "--set", "train.batch_size=64"]
+    cmd = [
+        torchrun,
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "probssl",
+        "train",
+        "--preset",
+        "vsimclr-digits",
+        "--out",
+        str(tmp_path / "ddp"),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "data.train_subset=256",
+        "--set",
+        "train.batch_size=64",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     status = json.loads((tmp_path / "ddp" / "status.json").read_text())
@@ -70,8 +106,13 @@ def test_torchrun_two_processes_train_and_checkpoint(tmp_path):
 
 def test_sigterm_marks_the_run_interrupted_and_keeps_checkpoints(tmp_path):
     run = tmp_path / "term"
-    proc = subprocess.Popen(_train(run), env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train(run),
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and latest_checkpoint(run / "checkpoints") is None:
         time.sleep(0.02)

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 from torch import nn
@@ -65,6 +64,7 @@ def test_unknown_optimizer():
 def test_reloaded_state_of_channels_last_parameters_updates_like_the_unfused_reference(name):
     """A checkpoint stores NCHW moments; fused CPU Adam pairs them with a channels-last parameter in
     memory order, so without match_state_layout the resumed update uses other elements' moments."""
+
     def make():
         conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
         with torch.no_grad():

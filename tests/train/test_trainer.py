@@ -7,8 +7,15 @@ from probssl.config import load_config
 from probssl.evaluation import evaluate_run
 from probssl.train import Trainer, TrainingError, check_config, latest_checkpoint, load_run
 
-QUICK = ["train.epochs=3", "train.batch_size=64", "data.train_subset=256", "train.progress=false",
-         "train.log_every=1", "model.head_hidden_dim=64", "model.embed_dim=16"]
+QUICK = [
+    "train.epochs=3",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "train.log_every=1",
+    "model.head_hidden_dim=64",
+    "model.embed_dim=16",
+]
 
 
 def _config(preset="simclr-digits", extra=()):
@@ -83,12 +90,15 @@ def test_non_finite_loss_names_step_and_term(tmp_path):
     assert latest_checkpoint(tmp_path / "nan" / "checkpoints").name == "step-00000004"
 
 
-@pytest.mark.parametrize("override,match", [
-    ("train.batch_size=-4", "batch_size must be >= 2"),
-    ("augment.views=1", "views must be between 2 and 16"),
-    ("model.embed_dim=1", "embed_dim must be >= 2"),
-    ("method.temperature=0", "temperature must be > 0"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.batch_size=-4", "batch_size must be >= 2"),
+        ("augment.views=1", "views must be between 2 and 16"),
+        ("model.embed_dim=1", "embed_dim must be >= 2"),
+        ("method.temperature=0", "temperature must be > 0"),
+    ],
+)
 def test_impossible_values_are_clear_errors(override, match):
     with pytest.raises(TrainingError, match=match):
         check_config(load_config("simclr-digits", overrides=[override]))
@@ -105,9 +115,17 @@ def test_eval_of_a_trained_run_writes_metrics(tmp_path):
 
 @pytest.mark.slow
 def test_vsimclr_on_real_mnist_trains_and_evaluates(tmp_path, shared_data_dir):
-    config = load_config("vsimclr-mnist", overrides=[
-        f"data.data_dir={shared_data_dir}", "data.download=false", "data.train_subset=2048", "train.epochs=1",
-        "train.progress=false", "train.batch_size=256"])
+    config = load_config(
+        "vsimclr-mnist",
+        overrides=[
+            f"data.data_dir={shared_data_dir}",
+            "data.download=false",
+            "data.train_subset=2048",
+            "train.epochs=1",
+            "train.progress=false",
+            "train.batch_size=256",
+        ],
+    )
     Trainer(config, tmp_path / "m").fit()
     metrics = evaluate_run(tmp_path / "m")
     assert metrics["splits"]["test"] == 10000 and metrics["linear_acc"] > 0.5
@@ -131,6 +149,7 @@ def test_skip_nonfinite_skips_up_to_the_limit(tmp_path):
 
 def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
     import importlib.util
+
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed")
     with pytest.raises(TrainingError, match="pip install tensorboard"):
@@ -139,8 +158,9 @@ def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
 
 def test_resume_may_change_operational_settings_only(tmp_path):
     Trainer(_config(extra=["train.epochs=1"]), tmp_path / "r").fit()
-    resumed = Trainer(_config(extra=["train.epochs=1", "train.progress=true", "train.log_every=7"]), tmp_path / "r",
-                      resume="auto")
+    resumed = Trainer(
+        _config(extra=["train.epochs=1", "train.progress=true", "train.log_every=7"]), tmp_path / "r", resume="auto"
+    )
     assert resumed.step == 4
     with pytest.raises(TrainingError, match="different config"):
         Trainer(_config(extra=["train.epochs=1", "train.seed=3"]), tmp_path / "r", resume="auto")
