@@ -10,10 +10,13 @@ This module is the base layer of the package: it imports nothing else from probs
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,110 +29,214 @@ class ConfigError(ValueError):
     """A preset, file or override that does not fit the config schema."""
 
 
+def did_you_mean(key: str, valid: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str:
+    """' Did you mean 'x'?' for the closest entry of ``valid``, or ''. The one spelling helper of probssl."""
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=cutoff)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def spec(
+    default: Any = None,
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    operational: bool = False,
+) -> Any:
+    """A config field with its checks, applied whenever a value is set (preset, file, override).
+
+    choices: the valid values; minimum / maximum: an inclusive range (``exclusive_minimum`` makes the
+    minimum strict). operational: the field changes how a run is watched or where it runs, not what it
+    computes (a run may be resumed with another value, and reports group runs across its values).
+    """
+    metadata = {
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "operational": operational,
+    }
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
 @dataclass
 class DataConfig:
-    name: str = "digits"
-    data_dir: str | None = None  # else $PROBSSL_DATA, else the user cache dir
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    train_subset: int | None = None  # cap on training images, for quick runs
-    download: bool = True
+    name: str = "digits"  # any registered dataset (probssl.data.list_datasets())
+    data_dir: str | None = spec(None, operational=True)  # else $PROBSSL_DATA, else the user cache dir
+    val_fraction: float = spec(0.1, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+    split_seed: int = spec(0, minimum=0)
+    train_subset: int | None = spec(None, minimum=2)  # cap on training images, for quick runs
+    download: bool = spec(True, operational=True)
+
+    def check(self) -> list[str]:
+        return [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]
 
 
 @dataclass
 class AugmentConfig:
-    recipe: str = "simclr"  # simclr | simvae | none
-    views: int = 2
+    recipe: str = spec("simclr", choices=("simclr", "simvae", "none"))
+    views: int = spec(2, minimum=2, maximum=16)
     clean_first_view: bool = False  # view 0 is the un-augmented image (CR-VAE's x; t(x) are the others)
-    # Overrides of the recipe's values; None keeps the recipe default.
+    # Overrides of the recipe's values (probssl.augment.AugmentParams); None keeps the recipe default.
     crop_scale: list[float] | None = None
     crop_ratio: list[float] | None = None
-    hflip_p: float | None = None
-    vflip_p: float | None = None
-    jitter_p: float | None = None
-    brightness: float | None = None
-    contrast: float | None = None
-    saturation: float | None = None
-    hue: float | None = None
-    grayscale_p: float | None = None
-    blur_p: float | None = None
-    solarize_p: float | None = None
+    hflip_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    vflip_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    jitter_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    brightness: float | None = spec(None, minimum=0.0)
+    contrast: float | None = spec(None, minimum=0.0)
+    saturation: float | None = spec(None, minimum=0.0)
+    hue: float | None = spec(None, minimum=0.0, maximum=0.5)
+    grayscale_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    blur_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    blur_sigma: list[float] | None = None
+    solarize_p: float | None = spec(None, minimum=0.0, maximum=1.0)
+    solarize_threshold: float | None = spec(None, minimum=0.0, maximum=1.0)
     binarize: bool | None = None
+
+    def check(self) -> list[str]:
+        problems = []
+        for key in ("crop_scale", "crop_ratio", "blur_sigma"):
+            value = getattr(self, key)
+            if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
+                problems.append(f"augment.{key} must be two numbers 0 < low <= high, got {value}")
+        if self.crop_scale is not None and len(self.crop_scale) == 2 and self.crop_scale[1] > 1:
+            problems.append(f"augment.crop_scale must lie in (0, 1], got {self.crop_scale}")
+        return problems
 
 
 @dataclass
 class ModelConfig:
+    # A registered backbone (probssl.models.list_backbones()) or a factory given as package.module:callable.
     backbone: str = "convnet"
-    width: float | None = None  # convnet width multiplier (None: backbone default)
-    feature_dim: int | None = None  # convnet feature size (None: backbone default)
-    head_hidden_dim: int = 512
-    head_layers: int = 2
-    embed_dim: int = 128  # d: the sphere S^{d-1} or latent size
-    decoder: str = "auto"  # generative methods: auto (mirror of the backbone) | mlp | conv | resnet
+    backbone_args: dict[str, Any] = spec({})  # every keyword passed through to the backbone factory
+    width: float | None = spec(None, minimum=0.0, exclusive_minimum=True)  # convnet width multiplier
+    feature_dim: int | None = spec(None, minimum=1)  # convnet feature size (None: backbone default)
+    head_hidden_dim: int = spec(512, minimum=1)
+    head_layers: int = spec(2, minimum=1)
+    embed_dim: int = spec(128, minimum=2)  # d: the sphere S^{d-1} (needs d >= 2) or latent size
+    decoder: str = spec("auto", choices=("auto", "mlp", "conv", "resnet"))  # generative methods
     channels_last: bool | None = None  # NHWC convs; None (auto): on for conv models on CPU and CUDA mixed precision
 
 
 @dataclass
 class MethodConfig:
+    """Base of every method's hyper-parameters: ``name`` picks the method, whose own subclass (registered
+    with :func:`register_method_config` by the method's module) holds the rest."""
+
     name: str = "simclr"
-    temperature: float = 0.5
-    # Probabilistic methods: weight of the KL term (SimVAE: of the prior and entropy terms), and how
-    # the sphere KL is estimated.
-    beta: float = 1.0
-    kl_estimator: str = "scaled-bound"  # mc | gaussian-bound | scaled-bound
-    kl_normalize: bool = True  # divide the KL by d (VCL's normalised KL)
-    kl_samples: int = 16  # Monte-Carlo samples for kl_estimator=mc
-    gather_distributed: bool = True  # under torchrun, every rank's samples act as negatives
-    # SCL (stochastic contrastive learning): the latent-variable layer.
-    latent: str = "gaussian"  # gaussian | bernoulli
-    latent_dim: int = 128  # size of the stochastic layer (number of bits for bernoulli)
-    relax_temperature: list[float] = field(default_factory=lambda: [1.0, 0.5])  # bernoulli: start, end (annealed)
-    # SimVAE and the VAE baselines.
-    prior_variance: float = 0.15  # SimVAE s^2 in p(z_j | y) = N(y, s^2 I)
-    content_prior: str = "gaussian"  # SimVAE p(y): gaussian | uniform
-    exact_marginal: bool = False  # SimVAE: exact marginal with the factor 1 / (1 + s^2 / J)
-    likelihood: str = "bernoulli"  # bernoulli (BCE) | gaussian (fixed variance)
-    log_var_x: float = -4.6  # log sigma_x^2 of the gaussian likelihood
-    entropy: str = "correct"  # SimVAE posterior entropy: correct | official (the release code's variant)
-    gamma: float = 1e-3  # CR-VAE consistency weight
-    # VICReg (Bardes et al. 2022) coefficients.
-    vicreg_sim: float = 25.0
-    vicreg_std: float = 25.0
-    vicreg_cov: float = 1.0
+
+    def check(self) -> list[str]:
+        """Problems with values that type-check but cannot work (one message each, naming the key)."""
+        return []
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 256
-    optimizer: str = "adamw"  # adamw | adam | sgd | lars
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    adam_eps: float = 1e-8  # SimVAE's reference code uses 1e-4
-    warmup_epochs: float = 2.0
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    num_threads: int = 0  # torch threads on CPU; 0 keeps torch's default
-    max_steps: int | None = None  # stop early after this many optimiser steps
-    log_every: int = 10
-    checkpoint_every: int = 1  # epochs
-    checkpoint_every_steps: int = 0  # also checkpoint mid-epoch every this many steps (0: off)
-    skip_nonfinite: int = 0  # skip up to this many steps whose loss is NaN/inf instead of stopping
+    epochs: int = spec(50, minimum=1)
+    batch_size: int = spec(256, minimum=2)  # contrastive losses need negatives
+    optimizer: str = spec("adamw", choices=("adamw", "adam", "sgd", "lars"))
+    lr: float = spec(1e-3, minimum=0.0, exclusive_minimum=True)
+    weight_decay: float = spec(1e-4, minimum=0.0)
+    momentum: float = spec(0.9, minimum=0.0, maximum=1.0)
+    adam_eps: float = spec(1e-8, minimum=0.0, exclusive_minimum=True)  # SimVAE's reference code uses 1e-4
+    warmup_epochs: float = spec(2.0, minimum=0.0)
+    min_lr_ratio: float = spec(0.0, minimum=0.0, maximum=1.0)  # cosine decays to lr * min_lr_ratio
+    seed: int = spec(0, minimum=0)
+    device: str = spec("auto", operational=True)  # auto | cpu | cuda | cuda:N
+    precision: str = spec("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto: by the hardware
+    num_threads: int = spec(0, minimum=0, operational=True)  # torch threads on CPU; 0 keeps torch's default
+    max_steps: int | None = spec(None, minimum=1)  # stop early after this many optimiser steps
+    log_every: int = spec(10, minimum=1, operational=True)
+    checkpoint_every: int = spec(1, minimum=0, operational=True)  # epochs
+    checkpoint_every_steps: int = spec(0, minimum=0, operational=True)  # also mid-epoch every N steps (0: off)
+    skip_nonfinite: int = spec(0, minimum=0)  # skip up to this many steps whose loss is NaN/inf
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume, slower on GPU)
     sync_batchnorm: bool = False  # SyncBatchNorm under torchrun (GPU/NCCL only)
-    tensorboard: bool = False  # also log to RUN/tensorboard (needs the tensorboard package)
-    progress: bool = True
+    tensorboard: bool = spec(False, operational=True)  # also log to RUN/tensorboard (needs tensorboard)
+    progress: bool = spec(True, operational=True)
+
+    def check(self) -> list[str]:
+        device = self.device
+        if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+            return []
+        return [f"train.device must be auto, cpu, cuda or cuda:N, got {device!r}"]
 
 
 @dataclass
 class EvalConfig:
-    representation: str = "auto"  # auto | backbone | mean | direction | sample | bits
-    batch_size: int = 1024
-    knn_k: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
-    linear_weight_decays: list[float] = field(default_factory=lambda: [0.0, 1e-5, 1e-4, 1e-3, 1e-2])
+    representation: str = spec("auto", choices=("auto", "backbone", "mean", "direction", "sample", "bits"))
+    batch_size: int = spec(1024, minimum=1)
+    knn_k: list[int] = spec([1, 5, 10, 20, 50])
+    linear_weight_decays: list[float] = spec([0.0, 1e-5, 1e-4, 1e-3, 1e-2])
+
+
+# ----------------------------------------------------------------------------- method schemas
+
+_METHOD_CONFIGS: dict[str, type[MethodConfig]] = {}
+
+# The flat method section of probssl <= 0.1 (one schema shared by every method). Run directories written
+# then hold all of these keys; from_dict(..., migrate=True) drops the ones the run's method does not have.
+LEGACY_METHOD_KEYS = frozenset(
+    {
+        "temperature",
+        "beta",
+        "kl_estimator",
+        "kl_normalize",
+        "kl_samples",
+        "gather_distributed",
+        "latent",
+        "latent_dim",
+        "relax_temperature",
+        "prior_variance",
+        "content_prior",
+        "exact_marginal",
+        "likelihood",
+        "log_var_x",
+        "entropy",
+        "gamma",
+        "vicreg_sim",
+        "vicreg_std",
+        "vicreg_cov",
+    }
+)
+
+
+def register_method_config(name: str, cls: type[MethodConfig]) -> None:
+    """Make ``method.name: NAME`` build a ``cls`` (a MethodConfig subclass)."""
+    if not (isinstance(cls, type) and issubclass(cls, MethodConfig)):
+        raise TypeError(f"the config of method {name!r} must subclass probssl.config.MethodConfig, got {cls!r}")
+    _METHOD_CONFIGS[name] = cls
+
+
+def method_config_class(name: str) -> type[MethodConfig]:
+    if name not in _METHOD_CONFIGS:
+        names = sorted(_METHOD_CONFIGS)
+        raise ConfigError(f"Unknown method.name {name!r}.{did_you_mean(name, names)} Methods: {', '.join(names)}.")
+    return _METHOD_CONFIGS[name]
+
+
+def _default_method() -> MethodConfig:
+    cls = _METHOD_CONFIGS.get("simclr", MethodConfig)
+    return cls(name="simclr")
+
+
+def _switch_method(current: MethodConfig, name: str) -> MethodConfig:
+    """A config of method ``name`` that keeps the values ``current`` set away from its own defaults
+    (so ``--set method.name=vsupcon`` on a VSimCLR preset keeps its temperature), where they apply."""
+    new = method_config_class(name)(name=name)
+    defaults = type(current)()
+    shared = {f.name for f in dataclasses.fields(new)} - {"name"}
+    for f in dataclasses.fields(current):
+        if f.name in shared and getattr(current, f.name) != getattr(defaults, f.name):
+            setattr(new, f.name, copy.deepcopy(getattr(current, f.name)))
+    return new
 
 
 @dataclass
@@ -137,20 +244,53 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    method: MethodConfig = field(default_factory=_default_method)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> Config:
+        """Cross-field checks of every section and of the registered validators; raises one ConfigError
+        listing every problem. Returns the config."""
+        problems = []
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            for sub in dataclasses.fields(section):  # a value set in Python bypasses _apply's checks
+                try:
+                    _check_spec(getattr(section, sub.name), sub.metadata, f"{f.name}.{sub.name}")
+                except ConfigError as err:
+                    problems.append(str(err).rstrip("."))
+            problems += section.check() if hasattr(section, "check") else []
+        for validator in _VALIDATORS:
+            problems += validator(self)
+        if problems:
+            raise ConfigError("Invalid config: " + "; ".join(problems) + ".")
+        return self
+
+
+# Checks that need a later layer (the dataset and backbone registries) register here, so config stays
+# the base layer and still every name is checked when a config is built.
+_VALIDATORS: list[Callable[[Config], list[str]]] = []
+
+
+def register_validator(fn: Callable[[Config], list[str]]) -> Callable[[Config], list[str]]:
+    _VALIDATORS.append(fn)
+    return fn
+
+
+def operational_keys() -> tuple[str, ...]:
+    """``section.key`` of every field marked operational (see :func:`spec`)."""
+    keys = []
+    for section in dataclasses.fields(Config):
+        for f in dataclasses.fields(section.default_factory()):
+            if f.metadata.get("operational"):
+                keys.append(f"{section.name}.{f.name}")
+    return tuple(keys)
+
 
 # ----------------------------------------------------------------------------- building
-
-
-def _did_you_mean(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -175,9 +315,19 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where}: expected a mapping of names to values, got {value!r}")
+        return copy.deepcopy(value)
+    return _coerce_scalar(value, annotation, where)
+
+
+def _coerce_scalar(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -191,40 +341,83 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
+    if annotation is Any:
+        return value
     raise ConfigError(f"{where}: unsupported field type {annotation!r}")
 
 
-def _section_types(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _check_spec(value: Any, metadata: Any, where: str) -> None:
+    """The choices and range of a :func:`spec` field (None always passes: it means 'not set')."""
+    if value is None or not metadata:
+        return
+    choices = metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(
+            f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}."
+            f"{did_you_mean(str(value), [str(c) for c in choices])}"
+        )
+    low, high = metadata.get("minimum"), metadata.get("maximum")
+    strict = metadata.get("exclusive_minimum")
+    if low is not None and (value < low or (strict and value == low)):
+        raise ConfigError(f"{where} must be {'>' if strict else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where} must be <= {high}, got {value!r}")
 
 
-def _apply(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
-    hints = _section_types(type(obj))
-    valid = list(hints)
+def _apply(obj: Any, updates: dict[str, Any], prefix: str = "", migrate: bool = False) -> None:
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if isinstance(obj, MethodConfig) and migrate:
+        updates = {k: v for k, v in updates.items() if k in fields or k not in LEGACY_METHOD_KEYS}
     for key, value in updates.items():
         where = f"{prefix}{key}"
-        if key not in hints:
+        if key not in fields:
+            section = prefix.rstrip(".")
+            owner = f" of method {obj.name!r}" if isinstance(obj, MethodConfig) else ""
             raise ConfigError(
-                f"Unknown config key '{where}'.{_did_you_mean(key, valid)} "
-                f"Valid keys{' in ' + prefix.rstrip('.') if prefix else ''}: {', '.join(valid)}."
+                f"Unknown config key '{where}'{owner}.{did_you_mean(key, list(fields))} "
+                f"Valid keys{' in ' + section if section else ''}: {', '.join(fields)}."
             )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"'{where}' is a section; give it a mapping of keys, got {value!r}")
-            _apply(current, value, prefix=f"{where}.")
+            if isinstance(current, MethodConfig):
+                current = _method_section(obj, key, current, value, where)
+                value = {k: v for k, v in value.items() if k != "name"}
+            _apply(current, value, prefix=f"{where}.", migrate=migrate)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            setattr(obj, key, {**current, **_coerce(value, hints[key], where)})  # overrides merge into a mapping
         else:
-            setattr(obj, key, _coerce(value, hints[key], where))
+            coerced = _coerce(value, hints[key], where)
+            _check_spec(coerced, fields[key].metadata, where)
+            setattr(obj, key, coerced)
 
 
-def from_dict(data: dict[str, Any] | None) -> Config:
-    """Build a :class:`Config` from a nested mapping, checking every key and type."""
+def _method_section(parent: Any, key: str, current: MethodConfig, value: dict, where: str) -> MethodConfig:
+    """The method section switches schema when its name changes (name is applied before the other keys)."""
+    if "name" not in value:
+        return current
+    name = _coerce(value["name"], str, f"{where}.name")
+    if name != current.name or type(current) is not method_config_class(name):
+        current = _switch_method(current, name)
+        setattr(parent, key, current)
+    return current
+
+
+def from_dict(data: dict[str, Any] | None, migrate: bool = False) -> Config:
+    """Build a :class:`Config` from a nested mapping, checking every key and type.
+
+    migrate: the mapping was stored by an earlier probssl (a run's config.yaml or checkpoint), whose flat
+    method section held every method's keys: keys of that schema that the run's method does not have are
+    dropped instead of being errors.
+    """
     config = Config()
     if data:
         if not isinstance(data, dict):
             raise ConfigError(f"A config must be a mapping of sections, got {type(data).__name__}")
-        _apply(config, data)
-    return config
+        _apply(config, data, migrate=migrate)
+    return config.validate()
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -249,7 +442,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         for part in reversed(path):
             nested = {part: nested}
         _apply(config, nested)
-    return config
+    return config.validate()
 
 
 # ----------------------------------------------------------------------------- presets
@@ -266,7 +459,7 @@ def list_presets() -> list[str]:
 def load_preset(name: str) -> Config:
     names = list_presets()
     if name not in names:
-        raise ConfigError(f"Unknown preset '{name}'.{_did_you_mean(name, names)} Presets: {', '.join(names)}.")
+        raise ConfigError(f"Unknown preset '{name}'.{did_you_mean(name, names)} Presets: {', '.join(names)}.")
     text = (_preset_dir() / f"{name}.yaml").read_text()
     return from_dict(yaml.safe_load(text))
 

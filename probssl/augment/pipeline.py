@@ -12,12 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from probssl.config import AugmentConfig
+
 from ._utils import check_generator
 from .blur import random_gaussian_blur
 from .color import binarize, random_color_jitter, random_grayscale, random_solarize
 from .geometric import _PADDING_MODES, random_resized_crop
 
-__all__ = ["AugmentParams", "RECIPES", "recipe", "Augmenter"]
+__all__ = ["AugmentParams", "RECIPES", "recipe", "Augmenter", "augmenter_from_config"]
 
 _PROBABILITIES = ("hflip_p", "vflip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
 _STRENGTHS = ("brightness", "contrast", "saturation")
@@ -283,3 +285,18 @@ class Augmenter:
             x = binarize(x)
         # x is a fresh contiguous tensor owned here (repeat / grid_sample output), so ops work in place.
         return x.clamp_(0, 1).reshape(views, n, c, *out_size)
+
+
+# AugmentConfig fields that choose the recipe and the views rather than overriding an AugmentParams value.
+_PIPELINE_KEYS = ("recipe", "views", "clean_first_view")
+
+
+def augmenter_from_config(config: AugmentConfig, image_shape: tuple[int, int, int]) -> Augmenter:
+    """The :class:`Augmenter` of a config's ``augment`` section for images of ``image_shape`` [C, H, W]:
+    the recipe, then every field that is set (not None) as an override of its :class:`AugmentParams` value."""
+    overrides = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in _PIPELINE_KEYS and value is not None:
+            overrides[f.name] = tuple(value) if isinstance(value, list) else value
+    return Augmenter(recipe(config.recipe, image_shape[0], **overrides), output_size=image_shape[1:])

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from probssl.config import load_config
+from probssl.data import load_splits
 from probssl.evaluation import evaluate_baselines, evaluate_run
 from probssl.report import write_report
-from probssl.train import Trainer, load_splits
+from probssl.train import Trainer
 
 DEMO_PRESETS = ("simclr-digits", "vsimclr-digits")
 DEMO_OOD = ("noise", "shuffled")  # synthetic: digits has no natural OOD dataset on disk
@@ -48,7 +49,7 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
 
     print("[demo] evaluating baselines (raw pixels, random encoder)", flush=True)
     config = load_config(DEMO_PRESETS[0], overrides=overrides)
-    baselines = evaluate_baselines(config, load_splits(config), config.eval)
+    baselines = evaluate_baselines(config, load_splits(config.data), config.eval)
     elapsed = time.perf_counter() - tic
     preamble = (
         f"SimCLR and VSimCLR trained with the same backbone ({config.model.backbone}), augmentations, "

@@ -7,7 +7,7 @@ Typical use::
     x = splits.train.images.float() / 255      # [N, 1, 28, 28]; never modify .images in place
     y = splits.train.labels                     # int64 [N]
 
-Datasets (:data:`DATASETS`) and where their files live under the data root
+Datasets (:func:`list_datasets`; each module registers its own with :func:`register_dataset`) and where their files live under the data root
 (:func:`resolve_data_dir`: argument, else ``$PROBSSL_DATA``, else ``~/.cache/probssl``):
 
 * ``digits``: scikit-learn's bundled 8x8 digits; nothing on disk.
@@ -21,17 +21,41 @@ Official files are MD5-verified on every load and downloaded when missing (``dow
 Every problem with the data is a :class:`DataError` whose message says what to do.
 """
 
+import importlib
+import pkgutil
+
 from .dataset import DataSplits, ImageDataset
 from .download import download_file, verify_file
 from .errors import DataError
 from .paths import resolve_data_dir
-from .registry import DATASETS, load_dataset
+from .registry import (
+    DATASETS,
+    DatasetFamily,
+    list_datasets,
+    load_dataset,
+    load_splits,
+    register_dataset,
+    to_float_images,
+    unregister_dataset,
+)
+
+# Every dataset module registers its family on import: the built-ins in this order, then any other module.
+for _name in ("digits", "mnist", "cifar", "folder"):
+    importlib.import_module(f"{__name__}.{_name}")
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "DataError",
     "ImageDataset",
     "DataSplits",
     "DATASETS",
+    "DatasetFamily",
+    "list_datasets",
+    "load_splits",
+    "register_dataset",
+    "to_float_images",
+    "unregister_dataset",
     "resolve_data_dir",
     "load_dataset",
     "verify_file",

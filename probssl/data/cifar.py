@@ -27,7 +27,10 @@ import torch
 
 from .dataset import ImageDataset
 from .errors import DataError
+from .paths import resolve_data_dir
+from .registry import DatasetFamily, register_dataset
 from .safe_pickle import safe_load
+from .sources import CHECKSUMS, MIRRORS, fetch
 
 __all__ = ["CifarLayout", "CIFAR10", "CIFAR100", "read_cifar_archive"]
 
@@ -185,3 +188,27 @@ def _batch(obj: Any, path: Path, member: str, layout: CifarLayout) -> tuple[np.n
     # Copy: arrays rebuilt from protocol-5 pickles can be read-only views of the pickle bytes.
     images = np.array(data.reshape(-1, 3, _SIDE, _SIDE), order="C", copy=True)
     return images, y
+
+
+def _cifar_family(name: str, layout: CifarLayout, aliases: tuple[str, ...]) -> DatasetFamily:
+    def locate(data_dir, download: bool) -> tuple:
+        path = fetch(resolve_data_dir(data_dir), layout.relpath, download=download)
+        return (str(path), CHECKSUMS[layout.relpath])
+
+    def decode(source) -> tuple[ImageDataset, None, ImageDataset]:
+        train, test = read_cifar_archive(Path(source[0]), layout)
+        return train, None, test
+
+    return DatasetFamily(
+        name,
+        locate,
+        decode,
+        description=f"{name.upper()}, the official python-pickle archive (read with a restricted unpickler)",
+        aliases=aliases,
+        files=((layout.relpath, CHECKSUMS[layout.relpath]),),
+        urls=MIRRORS[name],
+    )
+
+
+register_dataset(_cifar_family("cifar10", CIFAR10, ("cifar-10",)))
+register_dataset(_cifar_family("cifar100", CIFAR100, ("cifar-100",)))

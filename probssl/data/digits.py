@@ -13,6 +13,7 @@ import torch
 
 from .dataset import ImageDataset
 from .errors import DataError
+from .registry import DatasetFamily, register_dataset
 from .splits import STREAM_FIXED_TEST, seeded_rng, stratified_split
 
 __all__ = ["DIGITS_TEST_FRACTION", "DIGITS_TEST_SEED", "load_digits_dataset"]
@@ -45,3 +46,22 @@ def load_digits_dataset() -> tuple[ImageDataset, ImageDataset]:
     n_test = round(DIGITS_TEST_FRACTION * len(full))
     train_ix, test_ix = stratified_split(full.labels, n_test, seeded_rng(DIGITS_TEST_SEED, STREAM_FIXED_TEST))
     return full.subset(train_ix), full.subset(test_ix)
+
+
+def _locate(data_dir, download: bool) -> tuple:
+    return ("digits",)  # bundled with scikit-learn: nothing on disk
+
+
+def _decode(source) -> tuple[ImageDataset, None, ImageDataset]:
+    train, test = load_digits_dataset()
+    return train, None, test
+
+
+register_dataset(
+    DatasetFamily(
+        "digits",
+        _locate,
+        _decode,
+        description="scikit-learn's bundled 8x8 digits (1,797 images); fixed stratified 20% test split",
+    )
+)

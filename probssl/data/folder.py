@@ -27,6 +27,7 @@ import torch
 
 from .dataset import ImageDataset
 from .errors import DataError
+from .registry import DatasetFamily, register_dataset
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderScan", "scan_folder", "read_folder"]
 
@@ -192,3 +193,26 @@ def _unreadable(path: str, exc: BaseException) -> DataError:
         f"Folder dataset image {path} could not be read as an image ({exc}); it is damaged or "
         f"not an image despite its extension. Replace or remove it."
     )
+
+
+def _locate(data_dir, download: bool) -> tuple:
+    if data_dir is None or str(data_dir) == "":
+        raise DataError(
+            "The 'folder' dataset needs data_dir: the folder that holds your train/ and "
+            "test/ image folders (DATA_DIR/train/<class_name>/<image>.png)."
+        )
+    return (scan_folder(data_dir),)
+
+
+def _decode(source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    return read_folder(source[0])
+
+
+register_dataset(
+    DatasetFamily(
+        "folder",
+        _locate,
+        _decode,
+        description="your own images: ROOT/train/<class>/*.png, ROOT/test/<class>/... (optional ROOT/val/)",
+    )
+)

@@ -13,6 +13,9 @@ import torch
 from .dataset import ImageDataset
 from .errors import DataError
 from .idx import read_idx_images, read_idx_labels
+from .paths import resolve_data_dir
+from .registry import DatasetFamily, register_dataset
+from .sources import CHECKSUMS, MIRRORS, fetch, idx_relpaths
 
 __all__ = ["MNIST_CLASSES", "FASHION_MNIST_CLASSES", "CLASSES_BY_NAME", "read_idx_pair"]
 
@@ -62,3 +65,31 @@ def read_idx_pair(images_path: Path, labels_path: Path, classes: tuple[str, ...]
         classes=classes,
         name=name,
     )
+
+
+def _idx_family(name: str, description: str, aliases: tuple[str, ...]) -> DatasetFamily:
+    rels = idx_relpaths(name)
+
+    def locate(data_dir, download: bool) -> tuple:
+        root = resolve_data_dir(data_dir)
+        paths = tuple(str(fetch(root, rel, download=download)) for rel in rels)
+        return (paths, tuple(CHECKSUMS[rel] for rel in rels))  # MD5s in the key: stand-in files never share a cache
+
+    def decode(source) -> tuple[ImageDataset, None, ImageDataset]:
+        paths = [Path(p) for p in source[0]]
+        classes = CLASSES_BY_NAME[name]
+        return read_idx_pair(paths[0], paths[1], classes, name), None, read_idx_pair(paths[2], paths[3], classes, name)
+
+    return DatasetFamily(
+        name,
+        locate,
+        decode,
+        description=description,
+        aliases=aliases,
+        files=tuple((rel, CHECKSUMS[rel]) for rel in rels),
+        urls=MIRRORS[name],
+    )
+
+
+register_dataset(_idx_family("mnist", "MNIST handwritten digits, the official idx files", ()))
+register_dataset(_idx_family("fashion-mnist", "Fashion-MNIST, the official idx files", ("fashionmnist", "fmnist")))

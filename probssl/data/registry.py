@@ -1,61 +1,129 @@
-"""Dataset names, :func:`load_dataset`, and the in-process cache behind it."""
+"""The dataset registry, :func:`load_dataset`, and the in-process cache behind it.
+
+Each dataset family registers itself from its own module with :func:`register_dataset` (name, files and
+checksums, mirrors, a ``locate`` and a ``decode`` function); ``probssl.data`` imports every module of the
+package, and a user's dataset is one module that calls :func:`register_dataset` too.
+"""
 
 from __future__ import annotations
 
-import difflib
 import functools
 import numbers
 import operator
 import os
-from pathlib import Path
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 import torch
 
-from .cifar import CIFAR10, CIFAR100, read_cifar_archive
+from probssl.config import Config, DataConfig, did_you_mean, register_validator
+
 from .dataset import DataSplits, ImageDataset
-from .digits import load_digits_dataset
 from .errors import DataError
-from .folder import read_folder, scan_folder
-from .mnist import CLASSES_BY_NAME, read_idx_pair
-from .paths import resolve_data_dir
-from .sources import CHECKSUMS, fetch, idx_relpaths
 from .splits import STREAM_SUBSET, STREAM_VAL, seeded_rng, stratified_split
 
-__all__ = ["DATASETS", "load_dataset", "canonical_name", "clear_cache"]
+__all__ = [
+    "DATASETS",
+    "DatasetFamily",
+    "canonical_name",
+    "clear_cache",
+    "dataset_family",
+    "list_datasets",
+    "load_dataset",
+    "load_splits",
+    "register_dataset",
+    "to_float_images",
+    "unregister_dataset",
+]
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")
+# (train, the dataset's own validation split or None, test)
+Decoded = tuple[ImageDataset, "ImageDataset | None", ImageDataset]
 
-# Spellings people commonly use for the same datasets.
-_ALIASES = {
-    "fashionmnist": "fashion-mnist",
-    "fmnist": "fashion-mnist",
-    "cifar-10": "cifar10",
-    "cifar-100": "cifar100",
-}
-_CIFAR = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 
-# Hashable description of verified files on disk; decoding is cached on it. One of
-# ("digits",) | ("idx", name, paths, md5s) | ("cifar", name, path, md5) | ("folder", FolderScan).
-# The MD5s are part of the key so a test that swaps in stand-in files and checksums never gets
-# data decoded from the previous files.
-_Source = tuple
+@dataclass(frozen=True)
+class DatasetFamily:
+    """One dataset, as its module registers it (:func:`register_dataset`).
+
+    locate(data_dir, download) -> source: find (and, if allowed, download) the files and verify them; cheap,
+        run on every load. ``source`` is hashable and identifies the verified content (e.g. paths + MD5s),
+        so decoding can be cached on it.
+    decode(source) -> (train, val or None, test): read the files into :class:`ImageDataset` splits.
+    files: paths under the data root with their official MD5s (documentation and error messages);
+    urls: where missing files are downloaded from; aliases: other spellings of the name.
+    """
+
+    name: str
+    locate: Callable[[str | os.PathLike | None, bool], Hashable]
+    decode: Callable[[Hashable], Decoded]
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    urls: tuple[str, ...] = ()
+
+
+_FAMILIES: dict[str, DatasetFamily] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_dataset(family: DatasetFamily, *, overwrite: bool = False) -> DatasetFamily:
+    """Make ``load_dataset(family.name)`` (and ``data.name: NAME`` in a config) load ``family``."""
+    key = _normalise(family.name)
+    if key != family.name:
+        raise ValueError(f"dataset names are lower-case with '-' (got {family.name!r}; use {key!r})")
+    if key in _FAMILIES and not overwrite:
+        raise ValueError(f"dataset {key!r} is already registered")
+    _FAMILIES[key] = family
+    for alias in family.aliases:
+        _ALIASES[_normalise(alias)] = key
+    return family
+
+
+def unregister_dataset(name: str) -> None:
+    """Remove a registered dataset (for tests that register temporary ones)."""
+    family = _FAMILIES.pop(canonical_name(name))
+    for alias in family.aliases:
+        _ALIASES.pop(_normalise(alias), None)
+    clear_cache()
+
+
+def list_datasets() -> list[str]:
+    """Names of every registered dataset, in registration order."""
+    return list(_FAMILIES)
+
+
+def dataset_family(name: str) -> DatasetFamily:
+    return _FAMILIES[canonical_name(name)]
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
 
 
 def canonical_name(name: str) -> str:
-    """The entry of :data:`DATASETS` that ``name`` refers to (case, ``_`` and aliases forgiven).
+    """The registered name that ``name`` refers to (case, ``_`` and aliases forgiven).
 
     Raises:
         DataError listing the valid names, with a "did you mean" suggestion when one is close.
     """
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
-    key = name.strip().lower().replace("_", "-")
+    key = _normalise(name)
     key = _ALIASES.get(key, key)
-    if key in DATASETS:
+    if key in _FAMILIES:
         return key
-    close = difflib.get_close_matches(key, [*DATASETS, *_ALIASES], n=1, cutoff=0.6)
-    hint = f" Did you mean '{_ALIASES.get(close[0], close[0])}'?" if close else ""
-    raise DataError(f"Unknown dataset {name!r}.{hint} Valid names: {', '.join(DATASETS)}.")
+    hint = did_you_mean(key, [*_FAMILIES, *_ALIASES])
+    for alias, target in _ALIASES.items():
+        hint = hint.replace(f"'{alias}'", f"'{target}'")
+    raise DataError(f"Unknown dataset {name!r}.{hint} Valid names: {', '.join(_FAMILIES)}.")
+
+
+@register_validator
+def _check_dataset_name(config: Config) -> list[str]:
+    try:
+        canonical_name(config.data.name)
+    except DataError as err:
+        return [f"data.name: {err}".rstrip(".")]
+    return []
 
 
 def load_dataset(
@@ -70,7 +138,7 @@ def load_dataset(
     """Load a dataset as train / val / test :class:`ImageDataset` splits.
 
     Args:
-        name: one of :data:`DATASETS`.
+        name: a registered dataset (:func:`list_datasets`).
         data_dir: root of the data directory (see :func:`resolve_data_dir`; ``mnist`` is read
             from ``data_dir/mnist/`` and so on). For ``"folder"`` it is instead the folder that
             holds ``train/`` and ``test/`` and is required. Ignored for ``"digits"``.
@@ -101,8 +169,8 @@ def load_dataset(
     split_seed = _check_int("split_seed", split_seed, minimum=0)
     if train_subset is not None:
         train_subset = _check_int("train_subset", train_subset, minimum=1)
-    source = _locate(key, data_dir, download=download)
-    return _split(source, val_fraction, split_seed, train_subset)
+    source = _FAMILIES[key].locate(data_dir, download)
+    return _split(key, source, val_fraction, split_seed, train_subset)
 
 
 def _check_fraction(value: object) -> float:
@@ -128,51 +196,16 @@ def clear_cache() -> None:
     _split.cache_clear()
 
 
-def _locate(key: str, data_dir: str | os.PathLike | None, *, download: bool) -> _Source:
-    """Find (download if allowed) and verify the files; cheap enough to run on every load."""
-    if key == "digits":
-        return ("digits",)
-    if key == "folder":
-        if data_dir is None or str(data_dir) == "":
-            raise DataError(
-                "The 'folder' dataset needs data_dir: the folder that holds your train/ and "
-                "test/ image folders (DATA_DIR/train/<class_name>/<image>.png)."
-            )
-        return ("folder", scan_folder(data_dir))
-    root = resolve_data_dir(data_dir)
-    if key in CLASSES_BY_NAME:
-        rels = idx_relpaths(key)
-        paths = tuple(str(fetch(root, rel, download=download)) for rel in rels)
-        return ("idx", key, paths, tuple(CHECKSUMS[rel] for rel in rels))
-    layout = _CIFAR[key]
-    path = fetch(root, layout.relpath, download=download)
-    return ("cifar", key, str(path), CHECKSUMS[layout.relpath])
-
-
 # Small caches: an entry is up to a few hundred MB (CIFAR); clear_cache() frees them all.
 @functools.lru_cache(maxsize=3)
-def _decode(source: _Source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+def _decode(name: str, source: Hashable) -> Decoded:
     """``(train, official val or None, test)``; keyed on verified content, so safe to cache."""
-    kind = source[0]
-    if kind == "digits":
-        train, test = load_digits_dataset()
-        return train, None, test
-    if kind == "folder":
-        return read_folder(source[1])  # type: ignore[arg-type]
-    if kind == "idx":
-        _, name, paths, _ = source
-        classes = CLASSES_BY_NAME[name]  # type: ignore[index]
-        train = read_idx_pair(Path(paths[0]), Path(paths[1]), classes, name)  # type: ignore[arg-type]
-        test = read_idx_pair(Path(paths[2]), Path(paths[3]), classes, name)  # type: ignore[arg-type]
-        return train, None, test
-    _, name, path, _ = source
-    train, test = read_cifar_archive(Path(path), _CIFAR[name])  # type: ignore[index, arg-type]
-    return train, None, test
+    return _FAMILIES[name].decode(source)
 
 
 @functools.lru_cache(maxsize=4)
-def _split(source: _Source, val_fraction: float, split_seed: int, train_subset: int | None) -> DataSplits:
-    full_train, given_val, test = _decode(source)
+def _split(name: str, source: Hashable, val_fraction: float, split_seed: int, train_subset: int | None) -> DataSplits:
+    full_train, given_val, test = _decode(name, source)
     n = len(full_train)
     if given_val is not None:
         train_ix = torch.arange(n, dtype=torch.int64)
@@ -193,3 +226,24 @@ def _split(source: _Source, val_fraction: float, split_seed: int, train_subset: 
         train_ix = train_ix[keep]
     train = full_train if len(train_ix) == n else full_train.subset(train_ix)
     return DataSplits(train=train, val=val, test=test)
+
+
+def load_splits(data: DataConfig) -> DataSplits:
+    """The splits a config's ``data`` section describes."""
+    return load_dataset(
+        data.name,
+        data.data_dir,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+        download=data.download,
+        train_subset=data.train_subset,
+    )
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., C, H, W] -> float32 in [0, 1] (float input is returned as float32 unchanged)."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+# The built-in datasets (registered by their modules); list_datasets() also names users' registrations.
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")

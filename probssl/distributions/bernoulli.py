@@ -6,7 +6,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
+
+from .base import Posterior, uncertainty_score
 
 __all__ = ["StraightThroughBernoulli", "anneal_temperature", "kl_bernoulli", "kl_bernoulli_uniform"]
 
@@ -22,7 +24,7 @@ def _bit_entropy(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) * F.softplus(-logits) + torch.sigmoid(-logits) * F.softplus(logits)
 
 
-class StraightThroughBernoulli(Distribution):
+class StraightThroughBernoulli(Posterior):
     """Independent Bernoulli bits b ∈ {0,1}^d, P(b_i = 1) = σ(logits_i), event_shape (d,).
 
     Args:
@@ -40,12 +42,14 @@ class StraightThroughBernoulli(Distribution):
       τ > 0, but P(r > ½) = p exactly.
     * ``sample``: hard bits without gradient. ``log_prob(b)`` = Σ_i [b_i l_i - softplus(l_i)]
       (exact). ``entropy()`` exact, in nats. ``mean`` = p = σ(l).
-    * ``uncertainty()``: mean per-bit entropy in bits (H/(d log 2)) ∈ [0, 1], shape batch_shape.
+    * score ``bit_entropy`` (``uncertainty()``): mean per-bit entropy in bits (H/(d log 2)) ∈ [0, 1],
+      shape batch_shape.
     """
 
     arg_constraints = {"logits": constraints.independent(constraints.real, 1)}
     support = constraints.independent(constraints.boolean, 1)
     has_rsample = True
+    default_uncertainty = "bit_entropy"
 
     def __init__(self, logits: torch.Tensor, temperature: float = 1.0, validate_args: bool | None = None):
         logits = torch.as_tensor(logits)
@@ -121,7 +125,8 @@ class StraightThroughBernoulli(Distribution):
     def entropy(self) -> torch.Tensor:
         return _bit_entropy(self.logits).sum(-1)
 
-    def uncertainty(self) -> torch.Tensor:
+    @uncertainty_score("mean per-bit entropy in bits, in [0, 1] (0: every bit certain, 1: coin flips)")
+    def bit_entropy(self) -> torch.Tensor:
         """Mean per-bit entropy in bits, in [0, 1]; shape batch_shape."""
         return _bit_entropy(self.logits).mean(-1) / _LOG2
 

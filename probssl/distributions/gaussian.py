@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
+
+from .base import DiagonalScaleScores, Posterior
 
 __all__ = ["DiagonalNormal", "kl_diagonal_normal", "kl_diagonal_normal_standard"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class DiagonalNormal(Distribution):
+class DiagonalNormal(DiagonalScaleScores, Posterior):
     """N(loc, diag(scale²)) with event_shape (d,) — like ``Independent(Normal(loc, scale), 1)``.
 
     Args:
@@ -25,7 +27,8 @@ class DiagonalNormal(Distribution):
     * ``log_prob(x)`` = Σ_i [-½((x_i - m_i)/σ_i)² - log σ_i - ½ log 2π] (exact).
     * ``entropy()`` = Σ_i [½ log(2πe) + log σ_i] (exact).
     * ``mean`` = m, ``variance`` = σ².
-    * ``uncertainty()`` = mean_i σ_i, shape batch_shape.
+    * scores (``uncertainty(kind)``, shape batch_shape): ``sigma_mean`` = mean_i σ_i (default),
+      ``log_det_cov`` = Σ log σ_i², ``trace`` = Σ σ_i².
     """
 
     arg_constraints = {
@@ -34,6 +37,7 @@ class DiagonalNormal(Distribution):
     }
     support = constraints.real_vector
     has_rsample = True
+    default_uncertainty = "sigma_mean"
 
     def __init__(self, loc: torch.Tensor, scale, validate_args: bool | None = None):
         loc = torch.as_tensor(loc)
@@ -98,10 +102,6 @@ class DiagonalNormal(Distribution):
 
     def entropy(self) -> torch.Tensor:
         return (0.5 * (1.0 + _LOG_2PI) + torch.log(self.scale)).sum(-1)
-
-    def uncertainty(self) -> torch.Tensor:
-        """mean_i σ_i, shape batch_shape."""
-        return self.scale.mean(-1)
 
 
 def kl_diagonal_normal_standard(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

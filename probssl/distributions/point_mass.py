@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
+
+from .base import Posterior, uncertainty_score
 
 __all__ = ["PointMass"]
 
 
-class PointMass(Distribution):
+class PointMass(Posterior):
     """Dirac mass δ_value on vectors, event_shape (d,).
 
     Lets deterministic encoders share the code path of probabilistic ones.
@@ -23,6 +25,7 @@ class PointMass(Distribution):
     arg_constraints = {"value": constraints.real_vector}
     support = constraints.real_vector
     has_rsample = True
+    default_uncertainty = "zero"
 
     def __init__(self, value: torch.Tensor, validate_args: bool | None = None):
         value = torch.as_tensor(value)
@@ -67,6 +70,7 @@ class PointMass(Distribution):
     def entropy(self) -> torch.Tensor:
         raise NotImplementedError("PointMass has no differential entropy (it would be -inf); entropy is undefined.")
 
-    def uncertainty(self) -> torch.Tensor:
+    @uncertainty_score("0 for every input: a deterministic embedding carries no uncertainty")
+    def zero(self) -> torch.Tensor:
         """Zeros of shape batch_shape: a deterministic embedding carries no uncertainty."""
         return torch.zeros(self.batch_shape, dtype=self.value.dtype, device=self.value.device)

@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
+from .base import DiagonalScaleScores, Posterior, uncertainty_score
 from .special import DEFAULT_NUM_NODES, log_projected_normal_integral_scaled
 from .uniform_sphere import sphere
 
@@ -37,7 +38,7 @@ __all__ = ["ProjectedNormal"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class ProjectedNormal(Distribution):
+class ProjectedNormal(DiagonalScaleScores, Posterior):
     """z = u/‖u‖ with u ~ N(loc, diag(scale²)), a distribution on S^{d-1}.
 
     Args:
@@ -55,12 +56,13 @@ class ProjectedNormal(Distribution):
     * ``entropy(num_samples=64)``: Monte-Carlo estimate -1/S Σ_s log p(z_s), z_s ~ p,
       S = ``entropy_num_samples`` (64) unless given; reparameterised, hence differentiable,
       but random (standard error ~ std(log p)/√S).
-    * ``mean``: Monte-Carlo estimate of E[z] ∈ ℝ^d (‖E z‖ < 1) from ``mean_num_samples``
-      (256) draws. The deterministic summary is ``mean_direction`` = m/‖m‖.
-    * ``uncertainty()``: sqrt(mean_i σ_i²)/‖m‖ — the typical angular spread in radians for
-      a concentrated posterior (u deviates from m by ~σ per axis, which tilts the direction by
-      ~σ/‖m‖); 0 for a point mass (σ → 0), → ∞ towards the uniform (m → 0). ‖m‖ is clamped
-      at machine epsilon so the score stays finite. Shape batch_shape.
+    * ``mean`` has no closed form: ``mc_mean(num_samples)`` is the Monte-Carlo estimate of
+      E[z] ∈ ℝ^d (‖E z‖ < 1). The deterministic summary is ``mean_direction`` = m/‖m‖.
+    * scores (``uncertainty(kind)``, shape batch_shape): ``angular_spread`` = sqrt(mean_i σ_i²)/‖m‖,
+      the typical angular spread in radians for a concentrated posterior (u deviates from m by
+      ~σ per axis, which tilts the direction by ~σ/‖m‖; 0 for σ → 0, → ∞ towards the uniform,
+      ‖m‖ clamped at machine epsilon so it stays finite); ``log_det_cov`` = Σ log σ_i² (VCL's
+      log det K); ``sigma_mean``; ``trace``.
     """
 
     arg_constraints = {
@@ -72,8 +74,7 @@ class ProjectedNormal(Distribution):
 
     #: Monte-Carlo sample count of ``entropy()``.
     entropy_num_samples = 64
-    #: Monte-Carlo sample count of ``mean``.
-    mean_num_samples = 256
+    default_uncertainty = "angular_spread"
 
     def __init__(self, loc: torch.Tensor, scale, validate_args: bool | None = None, num_nodes: int = DEFAULT_NUM_NODES):
         loc = torch.as_tensor(loc)
@@ -140,15 +141,10 @@ class ProjectedNormal(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        """Monte-Carlo E[z] from ``mean_num_samples`` draws (in chunks of 64 to bound memory)."""
-        total = self.mean_num_samples
-        acc = torch.zeros(self.batch_shape + self.event_shape, dtype=self.loc.dtype, device=self.loc.device)
-        done = 0
-        while done < total:
-            n = min(64, total - done)
-            acc = acc + self.rsample((n,)).sum(0)
-            done += n
-        return acc / total
+        raise NotImplementedError(
+            "ProjectedNormal.mean has no closed form: use mc_mean(num_samples) for a Monte-Carlo estimate "
+            "or mean_direction (m/||m||) for the deterministic summary"
+        )
 
     @property
     def mean_direction(self) -> torch.Tensor:
@@ -156,7 +152,10 @@ class ProjectedNormal(Distribution):
         norm = torch.linalg.vector_norm(self.loc, dim=-1, keepdim=True)
         return self.loc / norm.clamp_min(torch.finfo(self.loc.dtype).tiny)
 
-    def uncertainty(self) -> torch.Tensor:
+    @uncertainty_score(
+        "sqrt(mean_i sigma_i^2) / ||m||: the typical angular spread (radians) of the projected direction"
+    )
+    def angular_spread(self) -> torch.Tensor:
         """sqrt(mean_i σ_i²) / ‖m‖ (dimensionless angular spread), shape batch_shape."""
         rms_scale = self.scale.pow(2).mean(-1).sqrt()
         norm = torch.linalg.vector_norm(self.loc, dim=-1).clamp_min(torch.finfo(self.loc.dtype).eps)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
+from .base import Posterior, uncertainty_score
 from .special import log_sphere_area
 
 __all__ = ["HypersphericalUniform", "sphere"]
@@ -33,7 +34,7 @@ class _Sphere(constraints.Constraint):
 sphere = _Sphere()
 
 
-class HypersphericalUniform(Distribution):
+class HypersphericalUniform(Posterior):
     """Uniform distribution on S^{dim-1} = {z ∈ ℝ^dim : ‖z‖ = 1}.
 
     Density w.r.t. the surface measure: p(z) = 1/A, with A = |S^{dim-1}| = 2π^{dim/2}/Γ(dim/2).
@@ -52,6 +53,7 @@ class HypersphericalUniform(Distribution):
     arg_constraints: dict = {}
     support = sphere
     has_rsample = True
+    default_uncertainty = "maximal"
 
     def __init__(
         self,
@@ -116,7 +118,8 @@ class HypersphericalUniform(Distribution):
     def mode(self) -> torch.Tensor:
         raise NotImplementedError("the uniform distribution on the sphere has no unique mode")
 
-    def uncertainty(self) -> torch.Tensor:
+    @uncertainty_score("+inf: the uniform distribution is maximally uncertain")
+    def maximal(self) -> torch.Tensor:
         """+inf per batch element (maximal; the projected normal's score diverges as m → 0)."""
         return torch.full(self.batch_shape, float("inf"), dtype=self._dtype, device=self._device)
 

@@ -617,7 +617,7 @@ def evaluate_run(
         opts = dataclasses.replace(opts, ood=tuple(ood))
     if progress:
         progress(f"evaluating {run_dir} ({config.method.name} on {config.data.name})")
-    splits = load_splits(config)
+    splits = load_splits(config.data)
     metrics = evaluate_method(
         method, splits, opts, device, config=config, image_dir=run_dir / "eval_images" if write else None
     )

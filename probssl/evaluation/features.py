@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from probssl.data import to_float_images
 from probssl.methods import Method
-from probssl.train import to_float_images
 
 
 @torch.no_grad()

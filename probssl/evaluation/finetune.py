@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from probssl.augment import augmenter_from_config
 from probssl.config import Config
-from probssl.data import DataSplits
+from probssl.data import DataSplits, to_float_images
 from probssl.methods import Method
-from probssl.train import build_augmenter, to_float_images
 
 
 @torch.no_grad()
@@ -49,7 +49,7 @@ def fine_tune(
     torch.manual_seed(seed)
     backbone = copy.deepcopy(method.backbone).to(device)
     model = nn.Sequential(backbone, nn.Linear(backbone.feature_dim, splits.num_classes)).to(device)
-    augmenter = build_augmenter(config, splits.image_shape)
+    augmenter = augmenter_from_config(config.augment, splits.image_shape)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     images, labels = splits.train.images, splits.train.labels

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from probssl.data import to_float_images
 from probssl.evaluation.corruptions import uncertainty_vs_severity
 from probssl.evaluation.features import extract, extract_uncertainty
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import Method
-from probssl.train import to_float_images
 
 __all__ = ["SCORE_DESCRIPTIONS", "Scorer", "mc_dispersion", "posterior_scores"]
 

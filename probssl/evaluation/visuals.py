@@ -8,12 +8,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from probssl.data import DataSplits
+from probssl.data import DataSplits, to_float_images
 from probssl.evaluation._utils import one_thread
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.probes import standardize
 from probssl.methods import Method
-from probssl.train import to_float_images
 
 __all__ = ["images_section", "save_image_grid", "tsne_map"]
 

@@ -9,6 +9,7 @@ from probssl.losses.generative import (
     kl_diagonal_normals,
     simvae_group_prior,
 )
+from probssl.losses.mcinfonce import MC_INFONCE_ESTIMATORS, mc_infonce, mc_infonce_from_samples
 from probssl.losses.vicreg import vicreg_loss
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "info_nce",
     "is_distributed",
     "kl_diagonal_normals",
+    "MC_INFONCE_ESTIMATORS",
+    "mc_infonce",
+    "mc_infonce_from_samples",
     "nt_xent",
     "rank_and_world",
     "simvae_group_prior",

@@ -25,17 +25,27 @@ Loss terms (nats per image, averaged over the batch), their sum the negative obj
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
+from probssl.config import spec
 from probssl.distributions import kl_diagonal_normal_standard
 from probssl.losses.generative import kl_diagonal_normals
+from probssl.methods.generative import GenerativeConfig, GenerativeMethod
 from probssl.methods.registry import register_method
-from probssl.methods.vae import GenerativeMethod
+
+
+@dataclass
+class CRVAEConfig(GenerativeConfig):
+    beta: float = spec(1.0, minimum=0.0)  # weight of both views' KL to N(0, I)
+    gamma: float = spec(1e-3, minimum=0.0)  # consistency weight
 
 
 @register_method
 class CRVAE(GenerativeMethod):
     name = "cr-vae"
+    config_class = CRVAEConfig
 
     def __init__(
         self,

@@ -1,13 +1,18 @@
-"""Method registry: ``create_method(config, image_shape)`` builds any registered method."""
+"""Method registry: ``create_method(config, image_shape)`` builds any registered method.
+
+``@register_method`` registers a :class:`~probssl.methods.Method` subclass under its ``name`` together
+with its ``config_class`` (the schema of ``config.method`` for that name), so a new method is one module.
+"""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 
-from probssl.config import Config
+from torch import nn
+
+from probssl.config import Config, ConfigError, did_you_mean, register_method_config
 from probssl.methods.base import Method
-from probssl.models import BACKBONES, create_backbone
+from probssl.models import create_backbone, prepare_backbone, resolve_backbone_factory
 
 _METHODS: dict[str, type[Method]] = {}
 
@@ -16,6 +21,7 @@ def register_method(cls: type[Method]) -> type[Method]:
     if not cls.name or cls.name in _METHODS:
         raise ValueError(f"method name '{cls.name}' is empty or already registered")
     _METHODS[cls.name] = cls
+    register_method_config(cls.name, cls.config_class)
     return cls
 
 
@@ -25,27 +31,51 @@ def list_methods() -> list[str]:
 
 def method_class(name: str) -> type[Method]:
     if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"Unknown method '{name}'.{hint} Methods: {', '.join(list_methods())}.")
+        raise ValueError(
+            f"Unknown method '{name}'.{did_you_mean(name, list(_METHODS))} Methods: {', '.join(list_methods())}."
+        )
     return _METHODS[name]
 
 
-def create_method(config: Config, image_shape: tuple[int, int, int]) -> Method:
-    """Build the backbone named in ``config.model`` and wrap it in ``config.method``'s method."""
-    cls = method_class(config.method.name)
-    channels, height, _ = image_shape
-    kwargs = {}
-    if config.model.width is not None:
-        kwargs["width"] = config.model.width
-    if config.model.feature_dim is not None:
-        kwargs["feature_dim"] = config.model.feature_dim
-    accepted = inspect.signature(BACKBONES[config.model.backbone]).parameters
+def backbone_kwargs(config: Config) -> dict:
+    """The keywords passed to ``model.backbone``'s factory: ``model.backbone_args`` plus the shorthands
+    ``model.width`` / ``model.feature_dim`` when set. A keyword the factory does not take is one clear error."""
+    m = config.model
+    kwargs = dict(m.backbone_args)
+    for key in ("width", "feature_dim"):
+        if getattr(m, key) is not None:
+            kwargs[key] = getattr(m, key)
+    try:
+        params = inspect.signature(resolve_backbone_factory(m.backbone)).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
     for key in kwargs:
-        if key not in accepted:
-            raise ValueError(
-                f"model.{key} does not apply to backbone {config.model.backbone!r} "
-                f"(set model.{key}=null, or pick a backbone that has it, e.g. convnet)"
+        if key not in params:
+            source = f"model.{key}" if key in ("width", "feature_dim") else f"model.backbone_args.{key}"
+            valid = [p for p in params if p not in ("in_channels", "image_size")]
+            raise ConfigError(
+                f"{source} does not apply to backbone {m.backbone!r}.{did_you_mean(key, valid)} "
+                f"It takes: {', '.join(valid) or 'no options'}."
             )
-    backbone = create_backbone(config.model.backbone, in_channels=channels, image_size=height, **kwargs)
+    return kwargs
+
+
+def create_method(config: Config, image_shape: tuple[int, int, int], backbone: nn.Module | None = None) -> Method:
+    """Wrap a backbone in ``config.method``'s method.
+
+    backbone: an ``nn.Module`` instance to use (its ``feature_dim`` is read, or found by one dry forward);
+    default: built from ``config.model.backbone`` (a registered name or ``package.module:callable``) with
+    ``config.model.backbone_args``.
+    """
+    cls = method_class(config.method.name)
+    channels, height, width = image_shape
+    size = height if height == width else (height, width)
+    if backbone is None:
+        backbone = create_backbone(
+            config.model.backbone, in_channels=channels, image_size=size, **backbone_kwargs(config)
+        )
+    else:
+        backbone = prepare_backbone(backbone, channels, size)
     return cls.from_config(backbone, config, image_shape)

@@ -18,10 +18,13 @@ Both latent layers act on batch-normalised backbone features (see :class:`Gaussi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from probssl.config import spec
 from probssl.distributions import (
     DiagonalNormal,
     StraightThroughBernoulli,
@@ -32,6 +35,7 @@ from probssl.distributions import (
 from probssl.losses import info_nce
 from probssl.methods.base import Method
 from probssl.methods.registry import register_method
+from probssl.methods.simclr import SimCLRConfig
 from probssl.models import BernoulliHead, GaussianHead, GaussianParams, ProjectionHead
 
 LATENTS = ("gaussian", "bernoulli")
@@ -90,10 +94,26 @@ class BernoulliLatent(nn.Module):
         return self.head(self.norm(x))
 
 
+@dataclass
+class SCLConfig(SimCLRConfig):
+    latent: str = spec("gaussian", choices=LATENTS)  # the latent-variable layer's family
+    latent_dim: int = spec(128, minimum=1)  # size of the stochastic layer (number of bits for bernoulli)
+    beta: float = spec(1e-3, minimum=0.0)  # KL summed over dims is tens of nats vs NT-Xent <= log 2N
+    relax_temperature: list[float] = spec([1.0, 0.5])  # bernoulli: start, end (annealed)
+
+    def check(self) -> list[str]:
+        t = self.relax_temperature
+        if len(t) != 2 or min(t) <= 0:
+            return [f"method.relax_temperature must be two values > 0 (start, end), got {t}"]
+        return []
+
+
 @register_method
 class SCL(Method):
     name = "scl"
     probabilistic = True
+    posterior_class = DiagonalNormal  # StraightThroughBernoulli for the bernoulli latent (set per instance)
+    config_class = SCLConfig
     default_representation = "mean"  # "bits" for the bernoulli latent (set per instance)
 
     def __init__(
@@ -123,6 +143,7 @@ class SCL(Method):
         self.latent_dim = int(latent_head.out_bits if latent == "bernoulli" else latent_head.out_dim)
         if latent == "bernoulli":
             self.default_representation = "bits"
+            self.posterior_class = StraightThroughBernoulli
 
     @classmethod
     def from_config(cls, backbone, config, image_shape):
@@ -147,7 +168,7 @@ class SCL(Method):
         # Reaches the end temperature on the last step (step total_steps - 1).
         self.relax_temperature = anneal_temperature(step, self.relax_start, self.relax_end, total_steps - 1)
 
-    def latent_posterior(self, features: Tensor) -> DiagonalNormal | StraightThroughBernoulli:
+    def forward_head(self, features: Tensor) -> DiagonalNormal | StraightThroughBernoulli:
         """[M, F] backbone features -> q(z|x) with batch [M], event [latent_dim] (float32)."""
         if self.latent == "bernoulli":
             return StraightThroughBernoulli(self.latent_head(features).float(), self.relax_temperature)
@@ -162,7 +183,7 @@ class SCL(Method):
 
     def loss_terms(self, views, labels=None):
         v, n = views.shape[:2]
-        q = self.latent_posterior(self.encode_views(views).reshape(v * n, -1))
+        q = self.forward_head(self.encode_views(views).reshape(v * n, -1))
         z = q.rsample()  # hard bits (straight-through) or m + sigma * eps
         p = F.normalize(self.head(z), dim=-1).reshape(v, n, -1)
         terms = {"nt_xent": info_nce(p, self.temperature, self.gather)}
@@ -171,7 +192,7 @@ class SCL(Method):
         return terms
 
     def posterior(self, images):
-        return self.latent_posterior(self.features(images))
+        return self.forward_head(self.forward_features(images))
 
     def representation_bits(self) -> int:
         """Storage of one representation: latent_dim bits, or latent_dim float32 numbers."""

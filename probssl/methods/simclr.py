@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from probssl.config import MethodConfig, spec
 from probssl.distributions import PointMass
 from probssl.losses import info_nce
 from probssl.methods.base import Method
@@ -12,9 +15,16 @@ from probssl.methods.registry import register_method
 from probssl.models import ProjectionHead
 
 
+@dataclass
+class SimCLRConfig(MethodConfig):
+    temperature: float = spec(0.5, minimum=0.0, exclusive_minimum=True)  # tau of NT-Xent
+    gather_distributed: bool = True  # under torchrun, every rank's samples act as negatives
+
+
 @register_method
 class SimCLR(Method):
     name = "simclr"
+    config_class = SimCLRConfig
 
     def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.5, gather: bool = True):
         super().__init__(backbone)
@@ -28,15 +38,15 @@ class SimCLR(Method):
         head = ProjectionHead(backbone.feature_dim, m.head_hidden_dim, m.embed_dim, num_layers=m.head_layers)
         return cls(backbone, head, temperature=config.method.temperature, gather=config.method.gather_distributed)
 
-    def embed(self, features: Tensor) -> Tensor:
+    def forward_head(self, features: Tensor) -> Tensor:
         """[..., F] backbone features -> [..., d] unit-norm projections."""
         shape = features.shape
         z = self.head(features.reshape(-1, shape[-1]))
         return F.normalize(z, dim=-1).reshape(*shape[:-1], -1)
 
     def loss_terms(self, views, labels=None):
-        z = self.embed(self.encode_views(views))
+        z = self.forward_head(self.encode_views(views))
         return {"nt_xent": info_nce(z, self.temperature, self.gather)}
 
     def posterior(self, images):
-        return PointMass(self.embed(self.features(images)))
+        return PointMass(self.forward_head(self.forward_features(images)))

@@ -51,18 +51,30 @@ the mean; :meth:`~GenerativeMethod.sample` decodes ``z`` from the marginal prior
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from probssl.config import spec
 from probssl.losses.generative import CONTENT_PRIORS, ENTROPY_VARIANTS, gaussian_entropy, simvae_group_prior
+from probssl.methods.generative import GenerativeConfig, GenerativeMethod
 from probssl.methods.registry import register_method
-from probssl.methods.vae import GenerativeMethod
+
+
+@dataclass
+class SimVAEConfig(GenerativeConfig):
+    beta: float = spec(1.0, minimum=0.0)  # weight of the prior and entropy terms
+    prior_variance: float = spec(0.15, minimum=0.0, exclusive_minimum=True)  # s^2 in p(z_j | y) = N(y, s^2 I)
+    content_prior: str = spec("gaussian", choices=CONTENT_PRIORS)  # p(y)
+    exact_marginal: bool = False  # exact marginal with the factor 1 / (1 + s^2 / J)
+    entropy: str = spec("correct", choices=ENTROPY_VARIANTS)  # official: the release code's variant
 
 
 @register_method
 class SimVAE(GenerativeMethod):
     name = "simvae"
+    config_class = SimVAEConfig
 
     def __init__(
         self,

@@ -7,29 +7,33 @@ labels repeated per view. With all labels distinct it is SimCLR's NT-Xent.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from dataclasses import dataclass
 
+from torch import nn
+
+from probssl.config import spec
 from probssl.losses import supcon
+from probssl.methods.labels import require_labels
 from probssl.methods.registry import register_method
-from probssl.methods.simclr import SimCLR
+from probssl.methods.simclr import SimCLR, SimCLRConfig
 
 
-def require_labels(method_name: str, labels: Tensor | None) -> Tensor:
-    if labels is None:
-        raise ValueError(f"{method_name} is supervised: loss_terms needs the [N] labels of the batch")
-    return labels
+@dataclass
+class SupConConfig(SimCLRConfig):
+    temperature: float = spec(0.1, minimum=0.0, exclusive_minimum=True)  # tau (Khosla et al.: 0.1)
 
 
 @register_method
 class SupCon(SimCLR):
     name = "supcon"
     supervised = True
+    config_class = SupConConfig
 
     def __init__(self, backbone: nn.Module, head: nn.Module, temperature: float = 0.1, gather: bool = True):
         super().__init__(backbone, head, temperature=temperature, gather=gather)
 
     def loss_terms(self, views, labels=None):
         labels = require_labels(self.name, labels)
-        z = self.embed(self.encode_views(views))  # [V, N, d]
+        z = self.forward_head(self.encode_views(views))  # [V, N, d]
         v, n, d = z.shape
         return {"supcon": supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather)}

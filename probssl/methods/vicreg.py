@@ -10,10 +10,12 @@ does), so variances and covariances are those of the global batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 
 from torch import Tensor, nn
 
+from probssl.config import MethodConfig, spec
 from probssl.distributions import PointMass
 from probssl.losses import all_gather_with_grad
 from probssl.losses.vicreg import vicreg_loss
@@ -22,9 +24,18 @@ from probssl.methods.registry import register_method
 from probssl.models import ProjectionHead
 
 
+@dataclass
+class VICRegConfig(MethodConfig):
+    vicreg_sim: float = spec(25.0, minimum=0.0)  # invariance (MSE) coefficient
+    vicreg_std: float = spec(25.0, minimum=0.0)  # variance hinge coefficient
+    vicreg_cov: float = spec(1.0, minimum=0.0)  # covariance coefficient
+    gather_distributed: bool = True  # batch statistics over every rank under torchrun
+
+
 @register_method
 class VICReg(Method):
     name = "vicreg"
+    config_class = VICRegConfig
 
     def __init__(
         self,
@@ -48,13 +59,13 @@ class VICReg(Method):
             backbone, expander, sim=c.vicreg_sim, std=c.vicreg_std, cov=c.vicreg_cov, gather=c.gather_distributed
         )
 
-    def embed(self, features: Tensor) -> Tensor:
+    def forward_head(self, features: Tensor) -> Tensor:
         """[..., F] backbone features -> [..., D] expander outputs (not normalised)."""
         shape = features.shape
         return self.expander(features.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)
 
     def loss_terms(self, views, labels=None):
-        z = self.embed(self.encode_views(views))  # [V, N, D]
+        z = self.forward_head(self.encode_views(views))  # [V, N, D]
         if self.gather:  # [V, world * N, D]; a no-op in a single process
             z = all_gather_with_grad(z.transpose(0, 1).contiguous()).transpose(0, 1)
         pairs = list(combinations(range(z.shape[0]), 2))
@@ -65,4 +76,4 @@ class VICReg(Method):
         return {key: value / len(pairs) for key, value in totals.items()}
 
     def posterior(self, images):
-        return PointMass(self.embed(self.features(images)))
+        return PointMass(self.forward_head(self.forward_features(images)))

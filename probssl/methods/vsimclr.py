@@ -8,19 +8,33 @@ view of every image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
-from probssl.distributions import ProjectedNormal, kl_projected_normal_uniform
+from probssl.config import spec
+from probssl.distributions import KL_ESTIMATORS, ProjectedNormal, kl_projected_normal_uniform
 from probssl.losses import info_nce
 from probssl.methods.base import Method
 from probssl.methods.registry import register_method
+from probssl.methods.simclr import SimCLRConfig
 from probssl.models import GaussianHead
+
+
+@dataclass
+class VSimCLRConfig(SimCLRConfig):
+    beta: float = spec(1.0, minimum=0.0)  # weight of the KL term
+    kl_estimator: str = spec("scaled-bound", choices=KL_ESTIMATORS)  # how KL(q || uniform sphere) is estimated
+    kl_normalize: bool = True  # divide the KL by d (VCL's normalised KL)
+    kl_samples: int = spec(16, minimum=1)  # Monte-Carlo samples for kl_estimator=mc
 
 
 @register_method
 class VSimCLR(Method):
     name = "vsimclr"
     probabilistic = True
+    posterior_class = ProjectedNormal
+    config_class = VSimCLRConfig
 
     def __init__(
         self,
@@ -57,14 +71,14 @@ class VSimCLR(Method):
             gather=c.gather_distributed,
         )
 
-    def head_params(self, features: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_head(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """[..., F] -> (loc, scale), each [..., d]."""
         shape = features.shape
         loc, scale = self.head(features.reshape(-1, shape[-1]))
         return loc.reshape(*shape[:-1], -1), scale.reshape(*shape[:-1], -1)
 
     def loss_terms(self, views, labels=None):
-        loc, scale = self.head_params(self.encode_views(views))  # [V, N, d] each
+        loc, scale = self.forward_head(self.encode_views(views))  # [V, N, d] each
         z = ProjectedNormal(loc.float(), scale.float()).rsample()
         terms = {"nt_xent": self.contrastive(z, labels)}
         if self.beta:
@@ -83,5 +97,5 @@ class VSimCLR(Method):
         return info_nce(z, self.temperature, self.gather)
 
     def posterior(self, images):
-        loc, scale = self.head_params(self.features(images))
+        loc, scale = self.forward_head(self.forward_features(images))
         return ProjectedNormal(loc, scale)

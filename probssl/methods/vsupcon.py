@@ -7,18 +7,27 @@ options; the contrastive term is SupCon (L_out) on the samples of all views, lab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
+from probssl.config import spec
 from probssl.losses import supcon
+from probssl.methods.labels import require_labels
 from probssl.methods.registry import register_method
-from probssl.methods.supcon import require_labels
-from probssl.methods.vsimclr import VSimCLR
+from probssl.methods.vsimclr import VSimCLR, VSimCLRConfig
+
+
+@dataclass
+class VSupConConfig(VSimCLRConfig):
+    temperature: float = spec(0.1, minimum=0.0, exclusive_minimum=True)
 
 
 @register_method
 class VSupCon(VSimCLR):
     name = "vsupcon"
     supervised = True
+    config_class = VSupConConfig
 
     def loss_terms(self, views, labels=None):
         require_labels(self.name, labels)

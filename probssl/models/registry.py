@@ -12,10 +12,15 @@ Unknown names raise :class:`ValueError` listing every registered name plus a
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
+
+from probssl.config import Config, ConfigError, did_you_mean, register_validator
 
 __all__ = [
     "Registry",
@@ -23,6 +28,8 @@ __all__ = [
     "register_backbone",
     "create_backbone",
     "list_backbones",
+    "prepare_backbone",
+    "resolve_backbone_factory",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -129,11 +136,99 @@ def _check_image_size(image_size: Any) -> None:
         raise ValueError(f"image_size must be a positive int or an (H, W) pair, got {image_size!r}")
 
 
+def is_entry_point(name: str) -> bool:
+    """``package.module:callable`` (Python entry-point syntax) rather than a registered name."""
+    return ":" in name
+
+
+def _import_entry_point(name: str) -> Callable[..., Any]:
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"model.backbone={name!r}: an entry point must look like package.module:callable")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(
+            f"model.backbone={name!r}: cannot import module {module_name!r} ({err}). Install the package that "
+            "provides it, or put its folder on PYTHONPATH."
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"model.backbone={name!r}: module {module_name!r} has no attribute {attr!r}.")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"model.backbone={name!r}: {attr!r} is not callable.")
+    return obj
+
+
+def resolve_backbone_factory(name: str) -> Callable[..., Any]:
+    """The factory of a registered backbone name, or the callable named by ``package.module:callable``."""
+    return _import_entry_point(name) if is_entry_point(name) else BACKBONES[name]
+
+
+@register_validator
+def _check_backbone_name(config: Config) -> list[str]:
+    name = config.model.backbone
+    if is_entry_point(name) or name in BACKBONES:
+        return []
+    names = BACKBONES.names()
+    return [
+        f"unknown model.backbone {name!r}.{did_you_mean(name, names)} Registered: {', '.join(names)}; "
+        "or give a factory as package.module:callable"
+    ]
+
+
+def prepare_backbone(model: nn.Module, in_channels: int, image_size: int | tuple[int, int]) -> nn.Module:
+    """Check a backbone instance and give it an int ``feature_dim`` (from the attribute, or found by one dry
+    forward of two images of the given shape in eval mode, restoring the mode). Its output must be [N, F]."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"a backbone must be an nn.Module, got {type(model).__name__}")
+    if isinstance(getattr(model, "feature_dim", None), int):
+        return model
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, in_channels, h, w, device=device))
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"backbone {type(model).__name__} maps [2, {in_channels}, {h}, {w}] images to {shape}; probssl needs "
+            "features [N, F] (end the backbone with pooling and a flatten, or return the pooled features)"
+        )
+    model.feature_dim = int(out.shape[1])
+    return model
+
+
+def _call_factory(factory: Callable[..., Any], in_channels: int, image_size, kwargs: dict) -> Any:
+    """Registered factories take (in_channels, image_size, **kwargs); an entry point gets those two only
+    when its signature names them (a plain ``MyNet(**backbone_args)`` works too)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature: pass the keywords only
+        return factory(**kwargs)
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {}
+    if "in_channels" in params:
+        extra["in_channels"] = in_channels
+    if "image_size" in params:
+        extra["image_size"] = image_size
+    if takes_all:
+        extra = {"in_channels": in_channels, "image_size": image_size, **extra}
+    return factory(**{**extra, **kwargs})
+
+
 def create_backbone(name: str, in_channels: int, image_size: int | tuple[int, int], **kwargs: Any) -> nn.Module:
-    """Build the backbone registered as ``name``.
+    """Build the backbone registered as ``name`` (or the ``package.module:callable`` factory ``name``).
 
     Args:
-        name: a name from :func:`list_backbones` (e.g. ``"convnet"``, ``"resnet18-cifar"``).
+        name: a name from :func:`list_backbones` (e.g. ``"convnet"``, ``"resnet18-cifar"``), or an entry
+            point ``package.module:callable`` (imported; a missing module is a ConfigError naming it).
         in_channels: image channels (1 for grey, 3 for colour).
         image_size: side of the (square) input images, or an ``(H, W)`` pair.
         **kwargs: forwarded to the factory (e.g. ``feature_dim``, ``width``, ``stem``).
@@ -145,10 +240,15 @@ def create_backbone(name: str, in_channels: int, image_size: int | tuple[int, in
     Raises:
         ValueError: unknown name (the message lists the available names) or bad sizes.
     """
-    factory = BACKBONES[name]  # ValueError with suggestions if unknown
+    factory = resolve_backbone_factory(name)  # ValueError with suggestions if unknown
     if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels <= 0:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
     _check_image_size(image_size)
+    if is_entry_point(name):
+        model = _call_factory(factory, in_channels, image_size, kwargs)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"backbone factory {name!r} must return an nn.Module, got {type(model).__name__}")
+        return prepare_backbone(model, in_channels, image_size)
     model = factory(in_channels, image_size, **kwargs)
     fd = getattr(model, "feature_dim", None)
     if not isinstance(model, nn.Module) or not isinstance(fd, int):

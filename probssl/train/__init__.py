@@ -1,5 +1,7 @@
 """Training: one loop for every method, optimisers, schedules, checkpoints and run logs."""
 
+from probssl.data import load_splits, to_float_images  # re-exported: they lived here in probssl <= 0.1
+from probssl.train.callbacks import Callback
 from probssl.train.checkpoint import (
     CheckpointError,
     TrainingState,
@@ -18,11 +20,11 @@ from probssl.train.trainer import (
     build_augmenter,
     check_config,
     load_run,
-    load_splits,
-    to_float_images,
+    run_identity,
 )
 
 __all__ = [
+    "Callback",
     "CheckpointError",
     "LARS",
     "MetricsLog",
@@ -43,6 +45,7 @@ __all__ = [
     "match_state_layout",
     "read_status",
     "resolve_precision",
+    "run_identity",
     "save_checkpoint",
     "select_device",
     "teardown_distributed",

@@ -8,11 +8,10 @@ continue exactly (weights, optimiser, step, RNG states) goes into each checkpoin
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -20,10 +19,11 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from probssl.augment import Augmenter, recipe
-from probssl.config import Config, from_dict, to_yaml
-from probssl.data import DataSplits, load_dataset
+from probssl.augment import Augmenter, augmenter_from_config
+from probssl.config import Config, from_dict, operational_keys, to_yaml
+from probssl.data import DataSplits, load_splits, to_float_images
 from probssl.methods import Method, create_method
+from probssl.train.callbacks import Callback
 from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, resolve_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
@@ -57,95 +57,38 @@ def sigterm_interrupts():
 
 
 def build_augmenter(config: Config, image_shape: tuple[int, int, int]) -> Augmenter:
-    overrides = {}
-    for f in dataclasses.fields(config.augment):
-        if f.name in ("recipe", "views", "clean_first_view"):
-            continue
-        value = getattr(config.augment, f.name)
-        if value is not None:
-            overrides[f.name] = tuple(value) if isinstance(value, list) else value
-    params = recipe(config.augment.recipe, image_shape[0], **overrides)
-    return Augmenter(params, output_size=image_shape[1:])
-
-
-def load_splits(config: Config) -> DataSplits:
-    d = config.data
-    return load_dataset(
-        d.name,
-        d.data_dir,
-        val_fraction=d.val_fraction,
-        split_seed=d.split_seed,
-        download=d.download,
-        train_subset=d.train_subset,
-    )
-
-
-def to_float_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [..., C, H, W] -> float32 in [0, 1]."""
-    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    """``probssl.augment.augmenter_from_config`` of a whole config (kept for callers of probssl <= 0.1)."""
+    return augmenter_from_config(config.augment, image_shape)
 
 
 def check_config(config: Config) -> None:
-    """Values that type-check but cannot work; each error names the key and the valid range."""
-    t, a, m = config.train, config.augment, config.model
-    problems = []
-    if t.batch_size < 2:
-        problems.append(f"train.batch_size must be >= 2 (contrastive losses need negatives), got {t.batch_size}")
-    if t.epochs < 1:
-        problems.append(f"train.epochs must be >= 1, got {t.epochs}")
-    if t.lr <= 0:
-        problems.append(f"train.lr must be > 0, got {t.lr}")
-    if not 2 <= a.views <= 16:
-        problems.append(f"augment.views must be between 2 and 16, got {a.views}")
-    if m.embed_dim < 2:
-        problems.append(f"model.embed_dim must be >= 2 (the sphere S^(d-1) needs d >= 2), got {m.embed_dim}")
-    if config.method.temperature <= 0:
-        problems.append(f"method.temperature must be > 0, got {config.method.temperature}")
-    if config.method.beta < 0:
-        problems.append(f"method.beta must be >= 0, got {config.method.beta}")
-    if not 0 < config.data.val_fraction < 1:
-        problems.append(f"data.val_fraction must be in (0, 1), got {config.data.val_fraction}")
-    c = config.method
-    if c.latent not in ("gaussian", "bernoulli"):
-        problems.append(f"method.latent must be gaussian or bernoulli, got {c.latent!r}")
-    if c.latent_dim < 1:
-        problems.append(f"method.latent_dim must be >= 1, got {c.latent_dim}")
-    if len(c.relax_temperature) != 2 or min(c.relax_temperature) <= 0:
-        problems.append(f"method.relax_temperature must be two values > 0 (start, end), got {c.relax_temperature}")
-    if c.prior_variance <= 0:
-        problems.append(f"method.prior_variance must be > 0, got {c.prior_variance}")
-    if t.skip_nonfinite < 0:
-        problems.append(f"train.skip_nonfinite must be >= 0, got {t.skip_nonfinite}")
-    if problems:
-        raise TrainingError("Invalid config: " + "; ".join(problems) + ".")
-
-
-# Settings that change how a run is watched or where it runs, not what it computes: a run may be
-# resumed with different values of these.
-OPERATIONAL_KEYS = {
-    "train": {
-        "progress",
-        "num_threads",
-        "log_every",
-        "checkpoint_every",
-        "checkpoint_every_steps",
-        "tensorboard",
-        "device",
-    },
-    "eval": None,
-}
+    """Every check of ``config`` (each field's range and choices, each section's and method's own checks);
+    raises :class:`~probssl.config.ConfigError`. Configs built by ``load_config`` are already checked; this
+    also catches values set in Python after building."""
+    config.validate()
 
 
 def run_identity(config: Config) -> dict:
-    """The part of a config that decides a run's results (compared when resuming)."""
+    """The part of a config that decides a run's results (compared when resuming): everything but the
+    operational fields (``probssl.config.operational_keys``) and the eval section."""
     identity = config.to_dict()
-    for section, keys in OPERATIONAL_KEYS.items():
-        if keys is None:
-            identity.pop(section, None)
-        else:
-            for key in keys:
-                identity[section].pop(key, None)
+    identity.pop("eval", None)
+    for key in operational_keys():
+        section, name = key.split(".")
+        identity.get(section, {}).pop(name, None)
     return identity
+
+
+def identity_differences(saved: Config, current: Config) -> list[str]:
+    """``section.key: saved -> current`` for every result-changing key that differs."""
+    a, b = run_identity(saved), run_identity(current)
+    out = []
+    for section in sorted(set(a) | set(b)):
+        for key in sorted(set(a.get(section, {})) | set(b.get(section, {}))):
+            old, new = a.get(section, {}).get(key), b.get(section, {}).get(key)
+            if old != new:
+                out.append(f"{section}.{key}: {old!r} -> {new!r}")
+    return out
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -155,10 +98,18 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 class Trainer:
-    """Trains ``config``'s method into ``run_dir``.
+    """Trains a method into ``run_dir``.
 
-    resume: None (the run directory must not hold another run), "auto" (continue from the
-    latest checkpoint if there is one) or a checkpoint folder.
+    config: the run's config (the default way: everything is built from it and recorded in the run).
+    resume: None (the run directory must not hold another run), "auto" (continue from the latest
+        checkpoint if there is one) or a checkpoint folder.
+    splits: data to train on instead of ``config.data`` (:class:`~probssl.data.DataSplits`).
+    method: a built :class:`~probssl.methods.Method` to train instead of building ``config.method``.
+    backbone: an ``nn.Module`` instance to wrap in ``config.method`` (``feature_dim`` read, or found by
+        one dry forward). A run trained from objects records its config as usual, but rebuilding it in a
+        new process (``load_run``, ``probssl eval``) needs the same objects, or a backbone given as
+        ``model.backbone: package.module:callable``.
+    callbacks: objects with some of the hooks of :class:`~probssl.train.callbacks.Callback`.
     """
 
     def __init__(
@@ -168,12 +119,45 @@ class Trainer:
         *,
         resume: str | None = None,
         splits: DataSplits | None = None,
+        method: Method | None = None,
+        backbone: torch.nn.Module | None = None,
+        callbacks: Sequence[Callback] = (),
         echo: Callable[[str], None] = print,
     ):
         check_config(config)
         self.config = config
         self.run_dir = Path(run_dir)
+        self.callbacks = list(callbacks)
+        self._setup_runtime(echo)
+        torch.manual_seed(config.train.seed)
+        self.splits = splits if splits is not None else load_splits(config.data)
+        self.image_shape = self.splits.image_shape
+        self._setup_model(method, backbone)
+        self.augmenter = augmenter_from_config(config.augment, self.image_shape)
         t = config.train
+        self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum, t.adam_eps)
+        for group in self.optimizer.param_groups:
+            group["base_lr"] = group["lr"]
+        self._setup_schedule()
+        self.order_rng = torch.Generator().manual_seed(t.seed)  # same on every rank
+        self.augment_rng = torch.Generator()  # re-seeded every step, see step_seed
+        self.order_rng_epoch_start = self.order_rng.get_state()
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.skipped_steps = 0
+        self.tensorboard = None
+        self.images = self.splits.train.images.to(self.device)
+        self.labels = self.splits.train.labels.to(self.device)
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self._prepare_run_dir(resume)
+        if t.tensorboard and self.dist.is_main:
+            self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard")
+
+    # ------------------------------------------------------------------ setup
+    def _setup_runtime(self, echo: Callable[[str], None]) -> None:
+        """Processes, threads, device and precision."""
+        t = self.config.train
         self.dist: DistributedContext = setup_distributed(t.device)
         self.echo = echo if self.dist.is_main else (lambda _msg: None)
         if t.num_threads > 0:
@@ -190,30 +174,37 @@ class Trainer:
             # Adam's second moments and BN statistics drift into denormal floats, which x86 handles
             # in microcode: measured 40x slower steps on the digits preset without this.
             torch.set_flush_denormal(True)
-        torch.manual_seed(t.seed)
 
-        self.splits = splits if splits is not None else load_splits(config)
-        self.image_shape = self.splits.image_shape
-        self.method: Method = create_method(config, self.image_shape).to(self.device)
-        self.channels_last = use_channels_last(config.model.channels_last, self.method, self.device, self.precision)
+    def _setup_model(self, method: Method | None, backbone: torch.nn.Module | None) -> None:
+        """The method (given, or built around ``backbone`` / the config's backbone), its memory format and
+        its DistributedDataParallel wrapper."""
+        if method is None:
+            method = create_method(self.config, self.image_shape, backbone=backbone)
+        elif backbone is not None:
+            raise TrainingError("give Trainer a method or a backbone, not both (a method holds its backbone)")
+        self.method: Method = method.to(self.device)
+        self.channels_last = use_channels_last(
+            self.config.model.channels_last, self.method, self.device, self.precision
+        )
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
         self.model = self.method  # what the loop calls: the method itself, or its DDP wrapper
         if self.dist.enabled:
-            if t.sync_batchnorm:
+            if self.config.train.sync_batchnorm:
                 if self.device.type != "cuda":
                     raise TrainingError("train.sync_batchnorm needs CUDA (SyncBatchNorm does not run on CPU).")
                 self.method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
             self.model = DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        self.augmenter = build_augmenter(config, self.image_shape)
-        self.optimizer = build_optimizer(self.method, t.optimizer, t.lr, t.weight_decay, t.momentum, t.adam_eps)
-        for group in self.optimizer.param_groups:
-            group["base_lr"] = group["lr"]
 
+    def _setup_schedule(self) -> None:
+        """Global and per-rank batch sizes, steps per epoch, total and warm-up steps."""
+        t = self.config.train
         n = len(self.splits.train)
         self.batch_size = min(t.batch_size, n)  # the global batch, split evenly over the ranks
+        if self.batch_size < 2:
+            raise TrainingError(f"training needs at least 2 images per batch; the training split has {n}.")
         if self.batch_size % self.dist.world_size:
             raise TrainingError(
                 f"train.batch_size={self.batch_size} must be divisible by the number of "
@@ -226,38 +217,24 @@ class Trainer:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.warmup_steps = int(round(t.warmup_epochs * self.steps_per_epoch))
 
-        self.order_rng = torch.Generator().manual_seed(t.seed)  # same on every rank
-        self.augment_rng = torch.Generator()  # re-seeded every step, see step_seed
-        self.order_rng_epoch_start = self.order_rng.get_state()
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.skipped_steps = 0
-        self.tensorboard = None
-        self.images = self.splits.train.images.to(self.device)
-        self.labels = self.splits.train.labels.to(self.device)
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
-        self._prepare_run_dir(resume)
-        if t.tensorboard and self.dist.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise TrainingError(
-                    "train.tensorboard=true needs the tensorboard package: "
-                    "pip install tensorboard (or pip install 'probssl[tensorboard]')."
-                ) from None
-            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            fn = getattr(callback, hook, None)
+            if fn is not None:
+                fn(self, *args)
 
     # ------------------------------------------------------------------ run directory
     def _prepare_run_dir(self, resume: str | None) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         config_file = self.run_dir / "config.yaml"
         if config_file.exists():
-            saved = from_dict(yaml.safe_load(config_file.read_text()))
-            if run_identity(saved) != run_identity(self.config):
+            saved = from_dict(yaml.safe_load(config_file.read_text()), migrate=True)
+            differences = identity_differences(saved, self.config)
+            if differences:
                 raise TrainingError(
-                    f"{self.run_dir} holds a run with a different config ({config_file}); "
-                    "choose another --out directory."
+                    f"{self.run_dir} holds a run with a different config ({config_file}: "
+                    f"{'; '.join(differences[:5])}). Resume it with the same preset and --set overrides, "
+                    "or choose another --out directory."
                 )
         if resume is None:
             if latest_checkpoint(ckpt_dir) is not None or self.log.path.exists():
@@ -276,7 +253,7 @@ class Trainer:
             config_file.write_text(to_yaml(self.config))
 
     def _restore(self, state: TrainingState) -> None:
-        if run_identity(from_dict(state.config)) != run_identity(self.config):
+        if run_identity(from_dict(state.config, migrate=True)) != run_identity(self.config):
             raise CheckpointError(
                 "the checkpoint was written by a run with a different config; "
                 "resume with the same preset and overrides."
@@ -359,6 +336,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self.method.after_optimizer_step(self.step, self.total_steps)
         return {
             "loss": loss.item(),
             **{k: v.item() for k, v in terms.items()},
@@ -400,6 +378,7 @@ class Trainer:
         )
         self.model.train()
         start = self.dist.rank * self.local_batch
+        self._call("on_fit_start")
         try:
             with sigterm_interrupts():
                 self._loop(bar, start)
@@ -419,6 +398,7 @@ class Trainer:
         if self.dist.is_main:
             write_status(self.run_dir, "finished", step=self.step, epoch=self.epoch, skipped_steps=self.skipped_steps)
         self.method.eval()
+        self._call("on_fit_end")
         return self.method
 
     def _loop(self, bar, start: int) -> None:
@@ -435,6 +415,7 @@ class Trainer:
                 seen += self.batch_size
                 rate = seen / max(time.perf_counter() - tic, 1e-9)
                 bar.update(1)
+                self._call("on_step_end", stats)
                 if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
                     bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
                     self._log(stats, rate)
@@ -445,18 +426,36 @@ class Trainer:
             if self.batch_in_epoch >= self.steps_per_epoch:
                 self.epoch += 1
                 self.batch_in_epoch = 0
+                self._call("on_epoch_end")
             finished = self.step >= self.total_steps
             if finished or (t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0):
                 self.save()
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Config, Method, TrainingState]:
-    """Rebuild a trained method from the latest checkpoint of ``run_dir``."""
+def _tensorboard_writer(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TrainingError(
+            "train.tensorboard=true needs the tensorboard package: "
+            "pip install tensorboard (or pip install 'probssl[tensorboard]')."
+        ) from None
+    return SummaryWriter(str(folder))
+
+
+def load_run(
+    run_dir: str | Path, device: str | torch.device = "cpu", backbone: torch.nn.Module | None = None
+) -> tuple[Config, Method, TrainingState]:
+    """Rebuild a trained method from the latest checkpoint of ``run_dir``.
+
+    backbone: an instance of the architecture the run trained, for runs trained with ``Trainer(backbone=...)``
+    (a registered or ``package.module:callable`` backbone is rebuilt from the config without it).
+    """
     path = latest_checkpoint(Path(run_dir) / "checkpoints")
     if path is None:
         raise CheckpointError(f"{run_dir} has no checkpoint (expected {Path(run_dir) / 'checkpoints'}/step-*/).")
     state = load_checkpoint(path, map_location="cpu")
-    config = from_dict(state.config)
-    method = create_method(config, tuple(state.extra["image_shape"]))
+    config = from_dict(state.config, migrate=True)
+    method = create_method(config, tuple(state.extra["image_shape"]), backbone=backbone)
     method.load_state_dict(state.model)
     return config, method.to(device).eval(), state

@@ -254,3 +254,24 @@ def test_cpu_and_cuda_agree():
     cpu = aug(x, generator=gen(0))
     gpu = aug(x.cuda(), generator=gen(0))
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+
+
+def test_augment_config_and_params_stay_in_sync():
+    """Every AugmentParams field can be set from a config, and the config has nothing else."""
+    import dataclasses
+
+    from probssl.augment import AugmentParams
+    from probssl.augment.pipeline import _PIPELINE_KEYS
+    from probssl.config import AugmentConfig
+
+    config_keys = {f.name for f in dataclasses.fields(AugmentConfig)} - set(_PIPELINE_KEYS)
+    assert config_keys == {f.name for f in dataclasses.fields(AugmentParams)}
+
+
+def test_augmenter_from_config_applies_overrides():
+    from probssl.augment import augmenter_from_config
+    from probssl.config import load_config
+
+    config = load_config(overrides=["augment.blur_sigma=[0.5, 0.7]", "augment.solarize_threshold=0.3"])
+    aug = augmenter_from_config(config.augment, (3, 16, 16))
+    assert aug.params.blur_sigma == (0.5, 0.7) and aug.params.solarize_threshold == 0.3

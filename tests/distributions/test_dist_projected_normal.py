@@ -198,9 +198,11 @@ def test_mean_entropy_and_samples_agree_with_exact_circle_quadrature():
     ent = q.entropy(num_samples=40000)
     se_ent = q.log_prob(z).std() / math.sqrt(40000)
     assert abs(ent.item() - ent_exact.item()) < 4 * se_ent
-    # default `mean` (256 draws) within its own MC error
-    m = q.mean
-    assert ((m - mean_exact).abs() < 5 * z.std(0) / math.sqrt(q.mean_num_samples)).all()
+    # mc_mean(256) within its own MC error; `mean` has no closed form and says so
+    m = q.mc_mean(256)
+    assert ((m - mean_exact).abs() < 5 * z.std(0) / math.sqrt(256)).all()
+    with pytest.raises(NotImplementedError, match="mc_mean"):
+        q.mean
     assert q.entropy().shape == ()
 
 
@@ -224,6 +226,20 @@ def test_mean_direction_and_uncertainty():
     base = ProjectedNormal(torch.ones(8), torch.full((8,), 0.5)).uncertainty()
     assert ProjectedNormal(torch.ones(8), torch.full((8,), 1.0)).uncertainty() > base
     assert ProjectedNormal(3 * torch.ones(8), torch.full((8,), 0.5)).uncertainty() < base
+
+
+def test_named_scores_of_the_projected_normal():
+    loc = torch.tensor([[3.0, 4.0, 0.0]], dtype=F64)
+    scale = torch.tensor([[0.5, 1.0, 2.0]], dtype=F64)
+    q = ProjectedNormal(loc, scale)
+    assert ProjectedNormal.uncertainty_kinds() == ["angular_spread", "log_det_cov", "sigma_mean", "trace"]
+    torch.testing.assert_close(q.uncertainty(), q.uncertainty("angular_spread"))
+    # VCL's log det K of the diagonal covariance: log(0.25 * 1 * 4) = 0
+    assert q.uncertainty("log_det_cov").item() == pytest.approx(0.0, abs=1e-12)
+    assert q.uncertainty("trace").item() == pytest.approx(0.25 + 1 + 4)
+    assert q.uncertainty("sigma_mean").item() == pytest.approx(3.5 / 3)
+    with pytest.raises(ValueError, match="angular_spread"):
+        q.uncertainty("no-such-score")
 
 
 def test_shapes_broadcasting_expand_and_validation():

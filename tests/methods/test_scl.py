@@ -50,7 +50,7 @@ def test_bernoulli_forward_latent_is_exactly_binary_and_gradients_reach_the_back
 
 def test_bernoulli_bits_start_image_dependent_rather_than_coin_flips():
     method = _method("bernoulli").train()
-    logits = method.latent_head(method.features(torch.rand(256, 1, 8, 8)))
+    logits = method.latent_head(method.forward_features(torch.rand(256, 1, 8, 8)))
     assert 1.5 < logits.std().item() < 3.5  # ~ 4 * sqrt(1/3) on batch-normalised features
     assert StraightThroughBernoulli(logits).uncertainty().mean() < 0.8  # bits, of at most 1
 
@@ -142,7 +142,7 @@ def test_gaussian_representation_is_the_deterministic_posterior_mean():
     assert (q.uncertainty() > 0).all()
     r1, r2 = method.represent(x), method.represent(x)
     assert torch.equal(r1, r2)
-    assert torch.equal(r1, method.latent_head(method.features(x)).loc)
+    assert torch.equal(r1, method.latent_head(method.forward_features(x)).loc)
     assert not torch.equal(method.represent(x, "sample"), r1)
 
 
@@ -153,7 +153,7 @@ def test_bernoulli_representation_is_the_bits():
     q = method.posterior(x)
     assert isinstance(q, StraightThroughBernoulli) and q.event_shape == (64,)
     bits = method.represent(x)
-    assert bits.shape == (5, 64) and torch.equal(bits, (method.latent_head(method.features(x)) > 0).float())
+    assert bits.shape == (5, 64) and torch.equal(bits, (method.latent_head(method.forward_features(x)) > 0).float())
 
 
 def test_unknown_latent_and_bad_relaxation_are_errors():

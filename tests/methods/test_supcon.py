@@ -50,7 +50,7 @@ def test_class_positives_change_the_loss_and_match_a_loop_oracle():
     _, method = _pair(temperature=0.5)
     x, labels = torch.rand(2, 6, 1, 8, 8), torch.tensor([0, 1, 0, 2, 1, 0])
     with torch.no_grad():
-        z = method.embed(method.encode_views(x)).reshape(12, -1).double()
+        z = method.forward_head(method.encode_views(x)).reshape(12, -1).double()
     y = labels.repeat(2)
     total = 0.0
     for i in range(12):

@@ -60,7 +60,7 @@ def test_beta_zero_is_pure_reconstruction():
 
 def test_vae_has_beta_one():
     assert _method().beta == 1.0
-    with pytest.raises(ValueError, match="beta-vae"):
+    with pytest.raises(ValueError, match="Unknown config key 'method.beta' of method 'vae'"):
         _method("vae-digits", "method.beta=4")
 
 

@@ -34,7 +34,7 @@ def test_expander_has_three_layers_and_weighted_terms_follow_the_config():
     assert sum(isinstance(m, torch.nn.Linear) for m in method.expander.modules()) == 3
     x = torch.rand(2, 16, 1, 8, 8)
     terms = method(x)
-    z = method.embed(method.encode_views(x))
+    z = method.forward_head(method.encode_views(x))
     want = vicreg_loss(z[0], z[1], sim=2.0, std=3.0, cov=0.5)
     assert list(terms) == ["invariance", "variance", "covariance"]
     for key in want:
@@ -45,7 +45,7 @@ def test_more_views_average_over_view_pairs():
     method = _method()
     x = torch.rand(3, 16, 1, 8, 8)
     terms = method(x)
-    z = method.embed(method.encode_views(x))
+    z = method.forward_head(method.encode_views(x))
     per_pair = [vicreg_loss(z[i], z[j]) for i, j in combinations(range(3), 2)]
     for key in terms:
         assert terms[key].item() == pytest.approx(sum(p[key].item() for p in per_pair) / 3, rel=1e-5)
@@ -62,7 +62,7 @@ def test_posterior_is_the_unnormalised_embedding_and_gradients_flow():
     x = torch.rand(5, 1, 8, 8)
     q = method.posterior(x)
     assert isinstance(q, PointMass) and q.event_shape == (512,)
-    assert torch.equal(q.mean, method.expander(method.features(x)))
+    assert torch.equal(q.mean, method.expander(method.forward_features(x)))
     assert not torch.allclose(q.mean.norm(dim=-1), torch.ones(5))
     assert method.default_representation == "backbone" and not VICReg.supervised and not VICReg.probabilistic
     method.train()
