@@ -228,8 +228,9 @@ def _split(name: str, source: Hashable, val_fraction: float, split_seed: int, tr
     return DataSplits(train=train, val=val, test=test)
 
 
-def load_splits(data: DataConfig) -> DataSplits:
-    """The splits a config's ``data`` section describes."""
+def load_splits(data: DataConfig | Config) -> DataSplits:
+    """The splits a config's ``data`` section describes (a whole Config is accepted for its ``data``)."""
+    data = data.data if isinstance(data, Config) else data
     return load_dataset(
         data.name,
         data.data_dir,

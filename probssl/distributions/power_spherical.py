@@ -13,8 +13,10 @@ Numerics (why the code looks the way it does):
 * We sample B' = 1 - B ~ Beta(β, α) instead of B: for κ ≫ d the draw B sits at 1 - O(d/κ), where
   float32 keeps only a few digits of 1 - B; B' itself is small and exact to full relative precision,
   and 1 - t = 2B', 1 + t = 2(1 - B'), √(1 - t²) = 2√(B'(1 - B')) follow without cancellation.
-* log(1 + μᵀz) is evaluated as log(‖μ + z‖²/2), identical for unit vectors but free of the
-  cancellation 1 + μᵀz → 0 near the antipode.
+* The density is assembled as κ log((1 + t)/2) - [log N - κ log 2]: the two κ log 2 terms (~7e4 at
+  κ = 1e5) would cancel in float32 otherwise. log((1 + t)/2) is log1p(-‖μ - z‖²/4) near the mode and
+  log(‖μ + z‖²/4) near the antipode (identical for unit vectors), so neither 1 - t nor 1 + t is
+  formed by cancellation.
 * The scalar functions of κ (log N, entropy, KL) are differences of lgamma/digamma values of size
   ~κ log κ that nearly cancel (KL(κ → 0) = O(κ²) while lgamma(d/2 + κ) ~ 10³ at d = 512). They are
   evaluated in float64 on the [batch] tensor (negligible cost) and cast back, so float32 callers
@@ -34,24 +36,31 @@ from .uniform_sphere import HypersphericalUniform, sphere
 
 __all__ = ["PowerSpherical", "householder_rotate", "kl_power_spherical_uniform"]
 
+# KL(κ) uses its Taylor series below κ = β/50 (see kl_power_spherical_uniform).
+_KL_SERIES_FRACTION = 0.02
+
 
 def _as_float64(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float64) if x.dtype != torch.float64 else x
 
 
-def _ps_log_normalizer(kappa: torch.Tensor, d: int) -> torch.Tensor:
-    """log N(κ, d) = (α+β) log 2 + β log π + lgamma(α) - lgamma(α+β); kappa [...] -> [...] (float64)."""
+def _ps_scaled_log_normalizer(kappa: torch.Tensor, d: int) -> torch.Tensor:
+    """log N(κ, d) - κ log 2 = 2β log 2 + β log π + lgamma(α) - lgamma(α+β), float64, kappa [...] -> [...].
+
+    The κ log 2 part of log N cancels against κ log(1 + μᵀz) ≈ κ log 2 near the mode; both are
+    dropped (the density uses log((1 + t)/2)) so that the float32 result never holds a ~κ term.
+    """
     k = _as_float64(kappa)
     beta = 0.5 * (d - 1)
     alpha = beta + k
-    return (alpha + beta) * math.log(2.0) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
+    return 2.0 * beta * math.log(2.0) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
 
 
-def _ps_expected_log_one_plus_t(kappa: torch.Tensor, d: int) -> torch.Tensor:
-    """E[log(1 + t)] = log 2 + ψ(α) - ψ(α+β) (since (1 + t)/2 ~ Beta(α, β)), float64."""
+def _ps_expected_log_half_one_plus_t(kappa: torch.Tensor, d: int) -> torch.Tensor:
+    """E[log((1 + t)/2)] = ψ(α) - ψ(α+β) (since (1 + t)/2 ~ Beta(α, β)), float64."""
     k = _as_float64(kappa)
     beta = 0.5 * (d - 1)
-    return math.log(2.0) + torch.digamma(beta + k) - torch.digamma(2.0 * beta + k)
+    return torch.digamma(beta + k) - torch.digamma(2.0 * beta + k)
 
 
 def kl_power_spherical_uniform(concentration: torch.Tensor, dim: int) -> torch.Tensor:
@@ -71,14 +80,38 @@ def kl_power_spherical_uniform(concentration: torch.Tensor, dim: int) -> torch.T
         raise ValueError(f"dim must be >= 2, got {dim}")
     k = _as_float64(kappa)
     beta = 0.5 * (d - 1)
-    kl = (
+    closed = (
         k * (torch.digamma(beta + k) - torch.digamma(2.0 * beta + k))
         + torch.lgamma(2.0 * beta + k)
         - torch.lgamma(beta + k)
         - (math.lgamma(2.0 * beta) - math.lgamma(beta))
     )
+    # For κ ≪ β the closed form is a difference of lgamma values ~β log β that cancel to O(κ²);
+    # there use KL = ∫_0^κ s[ψ'(β+s) - ψ'(2β+s)] ds = Σ_m g_m κ^{m+2}/(m! (m+2)),
+    # g_m = ψ^{(m+1)}(β) - ψ^{(m+1)}(2β) (radius of convergence β; 6 terms: < 1e-10 relative at κ = β/50).
+    small = k < _KL_SERIES_FRACTION * beta
+    ks = torch.where(small, k, torch.zeros_like(k))
+    series = torch.zeros_like(k)
+    b64 = torch.tensor([beta, 2.0 * beta], dtype=torch.float64, device=k.device)
+    for m in range(6):
+        g = torch.polygamma(m + 1, b64)
+        series = series + (g[0] - g[1]).item() * ks ** (m + 2) / (math.factorial(m) * (m + 2))
+    kl = torch.where(small, series, closed)
     # KL >= 0 mathematically; float64 round-off of the lgamma differences can leave -1e-16.
     return kl.clamp_min(0.0).to(kappa.dtype)
+
+
+def _log_half_one_plus_cosine(loc: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """log((1 + μᵀz)/2) for unit vectors, [..., d] -> [...], without cancellation anywhere on the sphere.
+
+    Near the mode (1 + μᵀz)/2 = 1 - ‖μ - z‖²/4, so log1p(-‖μ - z‖²/4) keeps the small deviation exact
+    (κ multiplies it, up to 1e5); near the antipode (1 + μᵀz)/2 = ‖μ + z‖²/4 keeps the small value
+    exact.
+    """
+    diff, summ = loc - value, loc + value
+    near = (loc * value).sum(-1) >= 0
+    # both branches are finite away from z = -μ exactly, so where() cannot leak NaN into gradients
+    return torch.where(near, torch.log1p(-0.25 * (diff * diff).sum(-1)), torch.log(0.25 * (summ * summ).sum(-1)))
 
 
 def householder_rotate(loc: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -187,16 +220,15 @@ class PowerSpherical(Posterior):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        # 1 + μᵀz = ‖μ + z‖²/2 for unit vectors (cancellation-free near z = -μ).
-        s = self.loc + value
-        log_one_plus_t = torch.log(0.5 * (s * s).sum(-1))
-        log_norm = _ps_log_normalizer(self.concentration, self.dim).to(self.concentration.dtype)
-        return self.concentration * log_one_plus_t - log_norm
+        log_half = _log_half_one_plus_cosine(self.loc, value)
+        log_norm = _ps_scaled_log_normalizer(self.concentration, self.dim).to(self.concentration.dtype)
+        return self.concentration * log_half - log_norm
 
     def entropy(self) -> torch.Tensor:
         d = self.dim
         k = self.concentration
-        h = _ps_log_normalizer(k, d) - _as_float64(k) * _ps_expected_log_one_plus_t(k, d)
+        # H = log N - κ E[log(1 + t)]; the κ log 2 parts of both terms cancel exactly and are dropped
+        h = _ps_scaled_log_normalizer(k, d) - _as_float64(k) * _ps_expected_log_half_one_plus_t(k, d)
         return h.to(k.dtype)
 
     def expected_cosine(self) -> torch.Tensor:

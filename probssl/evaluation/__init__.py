@@ -8,6 +8,7 @@ from probssl.evaluation.evaluate import (
     linear_probe_predictions,
     probe_representations,
     representation_bits,
+    summarize,
 )
 from probssl.evaluation.features import extract, extract_embeddings, extract_uncertainty
 from probssl.evaluation.geometry import covariance_spectrum, effective_rank
@@ -21,6 +22,7 @@ from probssl.evaluation.probes import (
     linear_probe,
     standardize,
 )
+from probssl.evaluation.sections import EvalContext, Section, list_sections, register_section, skip_names
 
 __all__ = [
     "DEFAULT_OOD",
@@ -33,6 +35,12 @@ __all__ = [
     "evaluate_baselines",
     "evaluate_method",
     "evaluate_run",
+    "EvalContext",
+    "Section",
+    "list_sections",
+    "register_section",
+    "skip_names",
+    "summarize",
     "extract",
     "extract_embeddings",
     "extract_uncertainty",

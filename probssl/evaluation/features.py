@@ -24,12 +24,12 @@ def extract(
 
 @torch.no_grad()
 def extract_uncertainty(
-    method: Method, images: Tensor, batch_size: int = 1024, device: str | torch.device = "cpu"
+    method: Method, images: Tensor, batch_size: int = 1024, device: str | torch.device = "cpu", kind: str | None = None
 ) -> Tensor:
-    """Per-image posterior uncertainty score [N] (zeros for point-mass methods)."""
+    """Per-image posterior uncertainty score ``kind`` [N] (default: the method's; zeros for point-mass methods)."""
     method.eval()
     out = [
-        method.posterior(to_float_images(images[i : i + batch_size].to(device))).uncertainty().float().cpu()
+        method.uncertainty(to_float_images(images[i : i + batch_size].to(device)), kind).float().cpu()
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(out)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from probssl.config import EvalConfig
+from probssl.config import EvalConfig, operational_keys
 from probssl.evaluation.ood import DEFAULT_OOD
 
 __all__ = ["EvalOptions", "RUNTIME_KEYS"]
 
-# Config keys that do not change what is trained (dropped when reports group runs by config).
-RUNTIME_KEYS = (
-    "train.seed",
-    "train.progress",
-    "train.num_threads",
-    "train.device",
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.checkpoint_every_steps",
-    "train.tensorboard",
-    "train.deterministic",
-    "data.data_dir",
-    "data.download",
-)
+# Config keys that do not change what is trained (dropped when reports group runs by config): the seed and the
+# fields probssl.config marks operational (the same set a run may be resumed with other values of).
+RUNTIME_KEYS = ("train.seed", *operational_keys())
 
 
 @dataclass
@@ -61,6 +50,8 @@ class EvalOptions:
     fine_tune_epochs: int = 10
     fine_tune_lr: float = 1e-3
     seed: int = 0
+    skip: tuple[str, ...] = ()  # sections or parts left out (probssl.evaluation.skip_names())
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # plug-in sections' options, by section
 
     MODES: ClassVar[dict[str, dict[str, Any]]]
 
@@ -110,3 +101,7 @@ class EvalOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def enabled(self, part: str) -> bool:
+        """A boolean option that switches a part (e.g. ``mlp``), False when ``part`` is in ``skip``."""
+        return part not in self.skip and getattr(self, part, True) is not False

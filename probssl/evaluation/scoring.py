@@ -1,4 +1,4 @@
-"""Per-image uncertainty scores: the posterior's own, Monte-Carlo dispersion, sigma-based, kNN distance."""
+"""Per-image uncertainty scores: the posterior family's named scores, Monte-Carlo dispersion, kNN distance."""
 
 from __future__ import annotations
 
@@ -7,30 +7,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from probssl.data import to_float_images
+from probssl.distributions import Posterior, StraightThroughBernoulli
 from probssl.evaluation.corruptions import uncertainty_vs_severity
-from probssl.evaluation.features import extract, extract_uncertainty
+from probssl.evaluation.features import extract
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import Method
 
 __all__ = ["SCORE_DESCRIPTIONS", "Scorer", "mc_dispersion", "posterior_scores"]
 
-SCORE_DESCRIPTIONS = {
-    "posterior": "posterior(x).uncertainty(): the method's own per-image uncertainty (projected normal: "
-    "sqrt(mean sigma^2)/||m||; diagonal Gaussian: mean sigma; Bernoulli: mean bit entropy)",
+# Scores every method has (the posterior's own scores come from its family: Posterior.uncertainty_descriptions()).
+GENERIC_SCORES = {
     "mc_dispersion": "1 - ||mean of S unit-normalised posterior samples|| (spherical variance; bits are "
     "mapped to +-1 first); 0 = every sample points the same way",
-    "sigma_mean": "mean of the posterior's scale parameters sigma (projected normal, Gaussian); ignores ||m||",
-    "trace": "trace of the posterior covariance, sum of sigma^2 (projected normal: of the underlying Gaussian)",
     "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
     "representations; defined for every method",
 }
+SCORE_DESCRIPTIONS = GENERIC_SCORES  # kept for callers of probssl <= 0.1; a Scorer's ``descriptions`` has all
 
 
-def dispersion(q, samples: int) -> Tensor:
+def dispersion(q: Posterior, samples: int) -> Tensor:
     """1 - ||mean of ``samples`` unit-normalised draws from q|| per batch element, [B] (bits -> +-1 first)."""
     z = q.sample((samples,)).float()  # [S, B, d]
-    if hasattr(q, "probs"):
+    if isinstance(q, StraightThroughBernoulli):
         z = 2 * z - 1  # bits -> +-1 so that every code has the same norm
     return (1 - F.normalize(z, dim=-1).mean(0).norm(dim=-1)).clamp_min(0).cpu()
 
@@ -39,24 +38,22 @@ def dispersion(q, samples: int) -> Tensor:
 def posterior_scores(
     method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
 ) -> dict[str, Tensor]:
-    """Per-image scores [N] from ONE posterior per batch: posterior(x).uncertainty(), MC dispersion, and
-    for posteriors with a scale parameter the sigma-based scores (mean sigma, trace of the covariance).
+    """Per-image scores [N] from ONE posterior per batch: every named score of the posterior's family
+    (``method.uncertainty_kinds()``, the method's default first) and the MC dispersion.
 
     The draws are seeded (``seed``) without disturbing the caller's random state.
     """
     method.eval()
-    out: dict[str, list[Tensor]] = {}
+    kinds = method.uncertainty_kinds()
+    out: dict[str, list[Tensor]] = {k: [] for k in [*kinds, "mc_dispersion"]}
     step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
             q = method.posterior(to_float_images(images[i : i + step].to(device)))
-            out.setdefault("posterior", []).append(q.uncertainty().float().cpu())
-            out.setdefault("mc_dispersion", []).append(dispersion(q, samples))
-            if hasattr(q, "scale"):
-                scale = q.scale.float()
-                out.setdefault("sigma_mean", []).append(scale.mean(-1).cpu())
-                out.setdefault("trace", []).append(scale.pow(2).sum(-1).cpu())
+            for kind in kinds:
+                out[kind].append(q.uncertainty(kind).float().cpu())
+            out["mc_dispersion"].append(dispersion(q, samples))
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -77,12 +74,12 @@ class Scorer:
     ):
         self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
         posterior_names = []
-        if method.probabilistic:
-            posterior_names = ["posterior", "mc_dispersion"]
-            if example is not None:  # sigma-based scores exist when the posterior has a scale parameter
-                posterior_names = list(posterior_scores(method, example, 2, 4, device, opts.seed))
+        if method.probabilistic:  # a point mass's only score is 0: deterministic methods get the kNN score
+            posterior_names = [*method.uncertainty_kinds(), "mc_dispersion"]
         self.names = posterior_names + ["knn_distance"]
-        self.primary = "posterior" if method.probabilistic else "knn_distance"
+        family = method.posterior_class.uncertainty_descriptions() if method.probabilistic else {}
+        self.descriptions = {**family, **GENERIC_SCORES}
+        self.primary = posterior_names[0] if method.probabilistic else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
         o = self.opts
@@ -95,8 +92,6 @@ class Scorer:
         return out
 
     def score(self, images: Tensor, name: str) -> Tensor:
-        if name == "posterior":
-            return extract_uncertainty(self.method, images, self.opts.batch_size, self.device)
         return self.all(images)[name]
 
     def vs_severity(self, images: Tensor) -> dict[str, dict]:

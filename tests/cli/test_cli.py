@@ -105,7 +105,7 @@ def test_python_dash_m_entry_point():
     "override,match",
     [
         ("train.batch_size=-4", "batch_size must be >= 2"),
-        ("augment.views=40", "views must be between 2 and 16"),
+        ("augment.views=40", "augment.views must be <= 16"),
         ("model.embed_dim=1", "embed_dim must be >= 2"),
     ],
 )

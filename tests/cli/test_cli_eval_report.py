@@ -38,7 +38,7 @@ def test_eval_quick_with_ood_and_skip_then_report(trained, tmp_path, capsys):
     assert "ood_auroc/vflip" in out and "linear_acc" in out and "quick evaluation" in out
     m = json.loads((trained[0] / "eval.json").read_text())
     assert m["options"]["ood"] == ["noise", "vflip"] and m["options"]["mlp"] is False
-    assert "clustering" not in m["probes"] and "content_style" not in m and m["images"] == {}
+    assert "clustering" not in m["probes"] and "content_style" not in m and "images" not in m
     assert m["uncertainty"]["primary"] == "knn_distance"
 
     assert main(["report", *map(str, trained), "--out", str(tmp_path / "rep"), "--title", "CLI"]) == 0

@@ -52,9 +52,10 @@ def test_all_distributions_keep_dtype(dtype):
         x = dist.rsample((2,))
         assert x.dtype == dtype, type(dist)
         assert x.shape == (2, 4, 6)
-        assert dist.mean.dtype == dtype
-        u = dist.uncertainty()
-        assert u.dtype == dtype and u.shape == (4,)
+        assert dist.mean_direction.dtype == dtype
+        for kind in dist.uncertainty_kinds():
+            u = dist.uncertainty(kind)
+            assert u.dtype == dtype and u.shape == (4,), (type(dist), kind)
         if not isinstance(dist, PointMass):
             lp = dist.log_prob(x)
             assert lp.dtype == dtype and lp.shape == (2, 4) and torch.isfinite(lp).all(), type(dist)

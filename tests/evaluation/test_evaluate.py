@@ -103,10 +103,12 @@ def test_probe_geometry_and_information_values_are_in_range(vsimclr_run):
 
 def test_uncertainty_section(vsimclr_run):
     u = vsimclr_run[1]["uncertainty"]
-    assert u["primary"] == "posterior"
-    assert u["scores_available"] == ["posterior", "mc_dispersion", "sigma_mean", "trace", "knn_distance"]
-    for name in ("sigma_mean", "trace"):  # sigma-based scores of the projected normal
+    # every named score of the projected normal (the method's default first), then the generic ones
+    assert u["primary"] == u["scores_available"][0]
+    assert set(u["scores_available"]) == {"angular_spread", "log_det_cov", "sigma_mean", "trace", "mc_dispersion", "knn_distance"}
+    for name in ("sigma_mean", "trace", "angular_spread"):
         assert u["scores"][name]["mean_test"] > 0
+    assert u["scores"]["log_det_cov"]["description"].startswith("log det")
     assert set(u["ood_sets"]) == {"noise", "shuffled"}
     for s in u["scores"].values():
         for ood in ("noise", "shuffled"):
@@ -126,7 +128,7 @@ def test_uncertainty_section(vsimclr_run):
     assert all(0 <= x <= 2 for x in u["samples"]["test"]["knn_distance"])
     n = len(u["samples"]["test_index"])
     assert n == 359 and len(u["samples"]["labels"]) == n and len(u["samples"]["correct"]) == n
-    assert len(u["samples"]["ood"]["noise"]["posterior"]) == 359
+    assert len(u["samples"]["ood"]["noise"][u["primary"]]) == 359
 
 
 def test_compression_style_and_map_sections(vsimclr_run):
@@ -145,11 +147,14 @@ def test_compression_style_and_map_sections(vsimclr_run):
     assert len(e["x"]) == len(e["y"]) == len(e["labels"]) == len(e["uncertainty"]) == 150
     assert all(math.isfinite(v) for v in e["x"] + e["y"])
     s = m["summary"]
-    assert s["ood_auroc/noise"] == m["uncertainty"]["scores"]["posterior"]["ood"]["noise"]["auroc"]
+    primary = m["uncertainty"]["primary"]
+    assert s["uncertainty_score"] == primary
+    assert s["ood_auroc/noise"] == m["uncertainty"]["scores"][primary]["ood"]["noise"]["auroc"]
     assert s["mean_uncertainty"] == m["mean_uncertainty"] > 0
     assert set(m["timing"]) >= {
         "features",
-        "linear+knn",
+        "linear",
+        "knn",
         "mlp",
         "uncertainty",
         "corruptions",

@@ -28,7 +28,8 @@ from probssl.train import load_splits
 def _fake_run(root: Path, name: str, method: str, seed: int, linear: float, beta: float = 1.0, **summary) -> Path:
     run = root / name
     run.mkdir()
-    config = load_config(f"{method}-digits", overrides=[f"train.seed={seed}", f"method.beta={beta}"]).to_dict()
+    overrides = [f"train.seed={seed}"] + ([f"method.beta={beta}"] if method != "simclr" else [])  # simclr has no beta
+    config = load_config(f"{method}-digits", overrides=overrides).to_dict()
     m = {
         "schema": 2,
         "run": {"method": method, "seed": seed, "dataset": "digits"},
@@ -36,6 +37,7 @@ def _fake_run(root: Path, name: str, method: str, seed: int, linear: float, beta
         "representation": {"kind": "backbone", "dim": 64},
         "splits": {"dataset": "digits", "train": 1294, "val": 144, "test": 359},
         "summary": {"linear_acc": linear, **summary},
+        "probes": {"linear": {"test_acc": linear, "selected": {"weight_decay": 0.0}}},
     }
     (run / "eval.json").write_text(json.dumps(m))
     return run
@@ -146,7 +148,7 @@ def test_report_writes_every_plot_and_section(real_eval, tmp_path):
     for png in payload["plots"].values():
         assert f"]({png})" in report
     flat = flat_metrics(json.loads((real_eval[0] / "eval.json").read_text()))
-    assert {"score/posterior/ood_auroc/vflip", "score/knn_distance/aurc", "style_acc/rotation"} <= set(flat)
+    assert {"score/angular_spread/ood_auroc/vflip", "score/knn_distance/aurc", "style_acc/rotation"} <= set(flat)
 
 
 def test_plot_functions_write_pngs(tmp_path):
