@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -59,7 +60,7 @@ def cmd_eval(args) -> int:
         seed=args.seed,
         progress=lambda msg: print(msg, flush=True),
         fine_tune=args.fine_tune,
-        **{section: False for section in args.skip},
+        skip=tuple(args.skip),
     )
     width = max(len(k) for k in metrics["summary"])
     for key, value in metrics["summary"].items():
@@ -128,16 +129,17 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probssl", description="Probabilistic self-supervised learning.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a method (preset + overrides)")
     _add_config_args(p)
     p.add_argument("--out", help="run directory (default runs/PRESET)")
     p.add_argument("--resume", help="'auto' to continue from the latest checkpoint, or a checkpoint folder")
     p.add_argument("--eval", action="store_true", help="evaluate the run when training ends")
     p.set_defaults(func=cmd_train)
+
+
+def _eval_parser(sub) -> None:
+    from probssl.evaluation import skip_names
 
     p = sub.add_parser("eval", help="evaluate a trained run (writes RUN_DIR/eval.json and RUN_DIR/eval_images/)")
     p.add_argument("run_dir")
@@ -165,25 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no subsampling caps (style, corruptions, alignment) and the compression curve",
     )
+    words = skip_names()
     p.add_argument(
         "--skip",
         action="append",
         default=[],
         metavar="SECTION",
-        choices=[
-            "mlp",
-            "clustering",
-            "information",
-            "alignment",
-            "uncertainty",
-            "corruptions",
-            "compression",
-            "style",
-            "embedding_map",
-            "images",
-        ],
-        help="leave out one section (repeatable): mlp, clustering, information, alignment, "
-        "uncertainty, corruptions, compression, style, embedding_map, images",
+        choices=words,
+        help="leave out one section or part (repeatable): " + ", ".join(words),
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every random subsample and synthetic set")
     p.add_argument(
@@ -194,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_eval)
 
+
+def _other_parsers(sub) -> None:
     p = sub.add_parser("report", help="Markdown + JSON + plots comparing evaluated runs (mean ± s.e. over seeds)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", required=True)
@@ -216,10 +209,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=cmd_methods)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="probssl", description="Probabilistic self-supervised learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _eval_parser(sub)
+    _other_parsers(sub)
     return parser
 
 
+PLUGINS_ENV_VAR = "PROBSSL_PLUGINS"
+
+
+def import_plugins() -> None:
+    """Import the modules named in $PROBSSL_PLUGINS (comma-separated), so that the methods, datasets, backbones
+    and evaluation sections they register exist in this process (e.g. for ``probssl train`` / ``eval``)."""
+    for name in filter(None, (part.strip() for part in os.environ.get(PLUGINS_ENV_VAR, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(
+                f"${PLUGINS_ENV_VAR} names module {name!r}, which cannot be imported ({err}); "
+                "install it or put its folder on PYTHONPATH"
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        import_plugins()
+    except ConfigError as err:
+        print(f"probssl: error: {err}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -126,6 +126,28 @@ def mi_knn_ksg(
       * ``standardize_features``: each dimension is scaled to unit variance first (distances would
         otherwise be dominated by the largest-variance dimensions; sklearn scales too).
     """
+    z, y = _ksg_inputs(features, labels, max_samples, seed, standardize_features)
+    n = len(z)
+    if n == 0:
+        return float("nan")
+    class_size = torch.bincount(y)
+    k_i = torch.clamp(class_size[y] - 1, max=k)  # [n]
+    # Sort by class so that each class's candidates are one contiguous column block.
+    y, order = torch.sort(y, stable=True)
+    z, k_i = z[order], k_i[order]
+    m_i = _ksg_neighbour_counts(z, class_size, k_i, chunk)
+    digamma = torch.special.digamma
+    estimate = (
+        digamma(torch.tensor(float(n), dtype=torch.float64))
+        - digamma(class_size[y].double()).mean()
+        + digamma(k_i.double()).mean()
+        - digamma(m_i).mean()
+    )
+    return float(estimate)
+
+
+def _ksg_inputs(features, labels, max_samples, seed, standardize_features) -> tuple[Tensor, Tensor]:
+    """Subsampled, single-member classes dropped, standardised (or centred) features [n, D] and labels [n]."""
     z = torch.as_tensor(features).detach().cpu()
     y = torch.as_tensor(labels).detach().cpu().reshape(-1).long()
     if z.ndim == 1:
@@ -135,26 +157,20 @@ def mi_knn_ksg(
     if max_samples is not None and len(z) > max_samples:
         rows = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:max_samples]
         z, y = z[rows], y[rows]
-    class_size = torch.bincount(y)
-    keep = class_size[y] > 1
+    keep = torch.bincount(y)[y] > 1
     z, y = z[keep].double(), y[keep]
-    n = len(z)
-    if n == 0:
-        return float("nan")
-    class_size = torch.bincount(y)
-    k_i = torch.clamp(class_size[y] - 1, max=k)  # [n]
-    if standardize_features:
-        z = standardize(z)[0]
-    else:
-        z = z - z.mean(0)  # centring reduces cancellation in |a|^2 + |b|^2 - 2 a.b
+    if len(z) == 0:
+        return z, y
+    z = standardize(z)[0] if standardize_features else z - z.mean(0)  # centring reduces cancellation below
     # float32 halves the cost, but |a - b|^2 = |a|^2 + |b|^2 - 2 a.b loses ~1e-7 * |a|^2 to cancellation,
     # which swamps neighbour distances in low dimension (they shrink like N^(-1/D)): use float64 there.
-    if z.shape[1] >= 16:
-        z = z.float()
-    # Sort by class so that each class's candidates are one contiguous column block.
-    y, order = torch.sort(y, stable=True)
-    z = z[order]
-    k_i = k_i[order]
+    return (z.float() if z.shape[1] >= 16 else z), y
+
+
+def _ksg_neighbour_counts(z: Tensor, class_size: Tensor, k_i: Tensor, chunk: int) -> Tensor:
+    """m_i [n] float64 for class-sorted rows z [n, D]: points of any class strictly closer than the k_i-th
+    class-mate, i itself included."""
+    n = len(z)
     class_end = class_size.cumsum(0)
     sq_norm = z.pow(2).sum(1)
     m_i = torch.empty(n, dtype=torch.float64)
@@ -175,14 +191,7 @@ def mi_knn_ksg(
             radius = within.gather(1, k_i[rows, None])  # the k_i-th class-mate, self excluded
             closer = torch.lt(partial, radius, out=closer_buf[:size])  # strictly closer, i itself included
             m_i[rows] = closer.sum(1, dtype=torch.int32).double()
-    digamma = torch.special.digamma
-    estimate = (
-        digamma(torch.tensor(float(n), dtype=torch.float64))
-        - digamma(class_size[y].double()).mean()
-        + digamma(k_i.double()).mean()
-        - digamma(m_i).mean()
-    )
-    return float(estimate)
+    return m_i
 
 
 def mutual_information(

@@ -71,10 +71,26 @@ def mlp_probe(
     train_y, val_y, test_y = train_y.long(), val_y.long(), test_y.long()
     num_classes = int(max(train_y.max(), val_y.max(), test_y.max())) + 1
     decays = sorted(weight_decays, reverse=True)  # strongest first: argmax ties resolve to it
-    num_settings, dim = len(decays), train_x.shape[1]
     generator = torch.Generator().manual_seed(seed)
+    params = _init_params(len(decays), train_x.shape[1], hidden, num_classes, generator)
+    best_acc, best_epoch, best_params = _train_settings(
+        params, decays, train_x, train_y, val_x, val_y, epochs, lr, batch_size, generator
+    )
+    chosen = int(best_acc.argmax())
+    chosen_params = {k: v[chosen : chosen + 1] for k, v in best_params.items()}
+    test_acc = float(_accuracy(test_x, test_y, chosen_params)[0])
+    return ProbeResult(
+        test_acc=test_acc,
+        val_acc=float(best_acc[chosen]),
+        selected={"weight_decay": decays[chosen], "epoch": int(best_epoch[chosen]), "hidden": hidden},
+        val_scores={wd: float(acc) for wd, acc in zip(decays, best_acc)},
+    )
 
-    def uniform(shape, fan_in):  # nn.Linear's default initialisation, identical for every setting
+
+def _init_params(num_settings: int, dim: int, hidden: int, num_classes: int, generator) -> dict[str, Tensor]:
+    """nn.Linear's default initialisation, identical for every setting: each tensor [P, ...]."""
+
+    def uniform(shape, fan_in):
         bound = 1 / math.sqrt(fan_in)
         return ((torch.rand(shape, generator=generator) * 2 - 1) * bound).expand(num_settings, *shape).clone()
 
@@ -86,11 +102,15 @@ def mlp_probe(
     }
     for p in params.values():
         p.requires_grad_(True)
+    return params
+
+
+def _train_settings(params, decays, train_x, train_y, val_x, val_y, epochs, lr, batch_size, generator):
+    """Train the P settings side by side; returns (best val accuracy [P], its epoch [P], its parameters)."""
+    num_settings = len(decays)
     optimizer = torch.optim.Adam(params.values(), lr=lr)
     decay = torch.tensor(decays, dtype=torch.float32).view(-1, 1, 1)
-    steps_per_epoch = math.ceil(len(train_x) / batch_size)
-    total_steps, step = epochs * steps_per_epoch, 0
-
+    total_steps, step = epochs * math.ceil(len(train_x) / batch_size), 0
     best_acc = torch.full((num_settings,), -1.0)
     best_epoch = torch.zeros(num_settings, dtype=torch.long)
     best_params = {k: v.detach().clone() for k, v in params.items()}
@@ -117,13 +137,4 @@ def mlp_probe(
         best_epoch = torch.where(improved, epoch, best_epoch)
         for k, v in params.items():
             best_params[k][improved] = v.detach()[improved]
-
-    chosen = int(best_acc.argmax())
-    chosen_params = {k: v[chosen : chosen + 1] for k, v in best_params.items()}
-    test_acc = float(_accuracy(test_x, test_y, chosen_params)[0])
-    return ProbeResult(
-        test_acc=test_acc,
-        val_acc=float(best_acc[chosen]),
-        selected={"weight_decay": decays[chosen], "epoch": int(best_epoch[chosen]), "hidden": hidden},
-        val_scores={wd: float(acc) for wd, acc in zip(decays, best_acc)},
-    )
+    return best_acc, best_epoch, best_params

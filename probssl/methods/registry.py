@@ -57,7 +57,7 @@ def backbone_kwargs(config: Config) -> dict:
             valid = [p for p in params if p not in ("in_channels", "image_size")]
             raise ConfigError(
                 f"{source} does not apply to backbone {m.backbone!r}.{did_you_mean(key, valid)} "
-                f"It takes: {', '.join(valid) or 'no options'}."
+                f"It takes: {', '.join(valid) or 'no options'}. Set {source}=null to leave it out."
             )
     return kwargs
 
