@@ -73,9 +73,13 @@ class DataConfig:
     split_seed: int = spec(0, minimum=0)
     train_subset: int | None = spec(None, minimum=2)  # cap on training images, for quick runs
     download: bool = spec(True, operational=True)
+    classes: list[int] | None = None  # train (and evaluate) on these class indices only; the rest is held out
 
     def check(self) -> list[str]:
-        return [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]
+        problems = [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]
+        if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
+            problems.append(f"data.classes must list at least two distinct class indices, got {self.classes}")
+        return problems
 
 
 @dataclass

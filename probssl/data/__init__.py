@@ -31,6 +31,7 @@ from .paths import resolve_data_dir
 from .registry import (
     DATASETS,
     DatasetFamily,
+    keep_classes,
     list_datasets,
     load_dataset,
     load_splits,
@@ -51,6 +52,7 @@ __all__ = [
     "DataSplits",
     "DATASETS",
     "DatasetFamily",
+    "keep_classes",
     "list_datasets",
     "load_splits",
     "register_dataset",

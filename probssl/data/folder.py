@@ -214,5 +214,6 @@ register_dataset(
         _locate,
         _decode,
         description="your own images: ROOT/train/<class>/*.png, ROOT/test/<class>/... (optional ROOT/val/)",
+        data_dir_is_root=True,
     )
 )

@@ -49,7 +49,8 @@ class DatasetFamily:
         so decoding can be cached on it.
     decode(source) -> (train, val or None, test): read the files into :class:`ImageDataset` splits.
     files: paths under the data root with their official MD5s (documentation and error messages);
-    urls: where missing files are downloaded from; aliases: other spellings of the name.
+    urls: where missing files are downloaded from; aliases: other spellings of the name;
+    data_dir_is_root: ``data_dir`` is this dataset's own folder (``folder``), not a root of many datasets.
     """
 
     name: str
@@ -59,6 +60,9 @@ class DatasetFamily:
     aliases: tuple[str, ...] = ()
     files: tuple[tuple[str, str], ...] = ()
     urls: tuple[str, ...] = ()
+    # data_dir is the dataset's own folder (a user's images), not a root holding many datasets: another
+    # dataset loaded beside it (an OOD set) must not look for its files there.
+    data_dir_is_root: bool = False
 
 
 _FAMILIES: dict[str, DatasetFamily] = {}
@@ -228,9 +232,32 @@ def _split(name: str, source: Hashable, val_fraction: float, split_seed: int, tr
     return DataSplits(train=train, val=val, test=test)
 
 
+def keep_classes(dataset: ImageDataset, classes: list[int] | tuple[int, ...], keep: bool = True) -> ImageDataset:
+    """The images of ``classes`` (``keep=False``: of every other class), relabelled 0..K-1 in ascending order of
+    the original label, with the class names to match."""
+    chosen = sorted(set(classes)) if keep else [c for c in range(len(dataset.classes)) if c not in set(classes)]
+    bad = [c for c in chosen if not 0 <= c < len(dataset.classes)]
+    if bad:
+        raise DataError(f"data.classes {bad} do not exist in {dataset.name} (labels 0..{len(dataset.classes) - 1}).")
+    lookup = torch.full((len(dataset.classes),), -1, dtype=torch.int64)
+    lookup[chosen] = torch.arange(len(chosen))
+    rows = torch.nonzero(lookup[dataset.labels] >= 0).flatten()
+    return ImageDataset(
+        dataset.images[rows], lookup[dataset.labels[rows]], tuple(dataset.classes[c] for c in chosen), dataset.name
+    )
+
+
 def load_splits(data: DataConfig | Config) -> DataSplits:
-    """The splits a config's ``data`` section describes (a whole Config is accepted for its ``data``)."""
+    """The splits a config's ``data`` section describes (a whole Config is accepted for its ``data``); with
+    ``data.classes`` every split keeps only those classes (relabelled 0..K-1), e.g. to hold classes out."""
     data = data.data if isinstance(data, Config) else data
+    splits = _load_configured(data)
+    if data.classes:
+        return DataSplits(*(keep_classes(s, data.classes) for s in (splits.train, splits.val, splits.test)))
+    return splits
+
+
+def _load_configured(data: DataConfig) -> DataSplits:
     return load_dataset(
         data.name,
         data.data_dir,

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from probssl.config import Config
-from probssl.data import DATASETS, DataError, DataSplits, load_dataset
-from probssl.data.registry import canonical_name
+from probssl.data import DataError, DataSplits, ImageDataset, list_datasets, load_dataset
+from probssl.data.registry import canonical_name, dataset_family
 from probssl.evaluation._utils import subsample_rows
 
-__all__ = ["DEFAULT_OOD", "SYNTHETIC_OOD", "adapt_images", "make_ood_images"]
+__all__ = ["DEFAULT_OOD", "SYNTHETIC_OOD", "adapt_images", "make_ood_images", "other_dataset", "other_dataset_images"]
 
 SYNTHETIC_OOD = {
     "noise": "uniform noise: every pixel i.i.d. uniform on {0, ..., 255}, as many images as the test split",
@@ -39,14 +39,55 @@ def adapt_images(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
     return x.round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
+def other_dataset(spec: str, splits: DataSplits, config: Config | None, split: str = "test") -> ImageDataset:
+    """A split of another registered dataset, for OOD detection or zero-shot retrieval.
+
+    ``spec``: a dataset name, or ``NAME@DIR`` to read it from DIR (e.g. ``folder@/data/my-photos``). Without
+    ``@DIR`` the data root is the run's ``data.data_dir`` -- unless the run's own dataset lives in a folder of its
+    own (``folder``), whose directory holds no other dataset: then $PROBSSL_DATA or the user cache is used.
+    """
+    name, _, directory = spec.partition("@")
+    try:
+        key = canonical_name(name)
+    except DataError as err:
+        raise DataError(
+            f"Unknown dataset {name!r} for evaluation: use a synthetic OOD set ({', '.join(SYNTHETIC_OOD)}) or a "
+            f"registered dataset ({', '.join(list_datasets())}), optionally as NAME@DIR."
+        ) from err
+    if key == canonical_name(splits.name) and not directory:
+        raise DataError(f"{spec!r} is the in-distribution dataset itself")
+    data = config.data if config is not None else Config().data
+    if directory:
+        root = directory
+    elif dataset_family(data.name).data_dir_is_root:
+        root = None  # the run's data_dir is its own image folder
+    else:
+        root = data.data_dir
+    if dataset_family(key).data_dir_is_root and not directory:
+        raise DataError(f"the {key!r} dataset needs its folder: write it as {key}@/path/to/images")
+    loaded = load_dataset(key, root, download=data.download)
+    return {"train": loaded.train, "val": loaded.val, "test": loaded.test}[split]
+
+
+def other_dataset_images(
+    spec: str, splits: DataSplits, config: Config | None, split: str = "test"
+) -> tuple[Tensor, str]:
+    """``other_dataset``'s images converted to the run's channels and size (uint8), and their description."""
+    other = other_dataset(spec, splits, config, split)
+    images = adapt_images(other.images, splits.image_shape)
+    c, h, w = other.image_shape
+    desc = f"{split} split of {spec} ({len(other)} images, {c}x{h}x{w}) converted to {'x'.join(map(str, splits.image_shape))}"
+    return images, desc
+
+
 def make_ood_images(
     name: str, splits: DataSplits, config: Config | None = None, seed: int = 0, max_images: int = 10_000
 ) -> tuple[Tensor, str]:
     """Out-of-distribution images uint8 [M, C, H, W] in the in-distribution shape, and their description.
 
-    ``name``: a synthetic set (:data:`SYNTHETIC_OOD`) made from / like the test split, or a dataset name
-    (:data:`probssl.data.DATASETS`) whose TEST split is loaded from the run's ``data.data_dir`` and converted
-    to the run's channels and size. At most ``max_images`` images (a seeded random subset).
+    ``name``: a synthetic set (:data:`SYNTHETIC_OOD`) made from / like the test split, or a registered dataset
+    (``NAME`` or ``NAME@DIR``, see :func:`other_dataset`) whose TEST split is converted to the run's channels
+    and size. At most ``max_images`` images (a seeded random subset).
     """
     test = splits.test.images
     g = torch.Generator().manual_seed(seed)
@@ -64,24 +105,7 @@ def make_ood_images(
     elif name == "vflip":
         images, desc = test.flip(-2).contiguous(), SYNTHETIC_OOD[name]
     else:
-        try:
-            key = canonical_name(name)
-        except DataError as err:
-            raise DataError(
-                f"Unknown OOD set {name!r}: use a synthetic set ({', '.join(SYNTHETIC_OOD)}) or a "
-                f"dataset ({', '.join(d for d in DATASETS if d != 'folder')})."
-            ) from err
-        if key == "folder":
-            raise DataError("the 'folder' dataset cannot be an OOD set (it needs its own data_dir)")
-        if key == canonical_name(splits.name):
-            raise DataError(f"OOD set {name!r} is the in-distribution dataset itself")
-        data = config.data if config is not None else Config().data
-        other = load_dataset(key, data.data_dir, download=data.download).test
-        images = adapt_images(other.images, splits.image_shape)
-        desc = (
-            f"test split of {key} ({len(other)} images, {other.image_shape[0]}x{other.image_shape[1]}x"
-            f"{other.image_shape[2]}) converted to {'x'.join(map(str, splits.image_shape))}"
-        )
+        images, desc = other_dataset_images(name, splits, config, split="test")
     if len(images) > max_images:
         images = images[subsample_rows(len(images), max_images, seed)]
     return images, desc

@@ -37,6 +37,10 @@ class EvalOptions:
     knn_score_k: int = 10
     corruptions: bool = True
     corruption_samples: int | None = 500  # test images corrupted at every severity
+    retrieval: tuple[str, ...] = ()  # datasets (NAME or NAME@DIR) for zero-shot R@1 / R-AUROC; + held-out classes
+    retrieval_max_images: int | None = 5000  # images per retrieval target (a seeded subset)
+    ambiguity: bool = True  # blends and centre crops with a known ambiguity
+    ambiguity_samples: int | None = 300  # test images blended (x 6 lambdas) and cropped (x 3 sizes)
     compression: bool = True
     compression_curve: bool | None = None  # linear probe on code prefixes; None = only for compressed codes
     style: bool = True
@@ -58,7 +62,13 @@ class EvalOptions:
     MODES = {
         # Probes (linear, kNN, GMM), geometry, MI and uncertainty/OOD; no MLP, corruptions, style, t-SNE, images.
         "quick": dict(
-            mlp=False, corruptions=False, style=False, embedding_map=False, images=False, compression_curve=False
+            mlp=False,
+            corruptions=False,
+            style=False,
+            embedding_map=False,
+            images=False,
+            compression_curve=False,
+            ambiguity=False,
         ),
         "default": {},
         # Every section without subsampling caps (t-SNE points and saved arrays stay capped at 2,000).

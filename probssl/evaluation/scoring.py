@@ -9,6 +9,7 @@ from torch import Tensor
 from probssl.data import to_float_images
 from probssl.distributions import Posterior, StraightThroughBernoulli
 from probssl.evaluation.corruptions import uncertainty_vs_severity
+from probssl.evaluation.density import GaussianDensityScore
 from probssl.evaluation.features import extract
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
@@ -22,6 +23,8 @@ GENERIC_SCORES = {
     "mapped to +-1 first); 0 = every sample points the same way",
     "knn_distance": "mean cosine distance (1 - cos) of the representation to its k nearest training "
     "representations; defined for every method",
+    "density": "squared Mahalanobis distance of the backbone features to the nearest class mean of the training "
+    "features (class-conditional Gaussians, tied Ledoit-Wolf covariance; Lee et al. 2018): epistemic, every method",
 }
 SCORE_DESCRIPTIONS = GENERIC_SCORES  # kept for callers of probssl <= 0.1; a Scorer's ``descriptions`` has all
 
@@ -65,23 +68,39 @@ def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int,
 class Scorer:
     """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
 
-    At most two forward passes per batch: one posterior (posterior + mc_dispersion) and one representation
-    (knn_distance, skipped when the representation is passed in).
+    At most three forward passes per batch: one posterior (its named scores + mc_dispersion), one representation
+    (knn_distance, skipped when it is passed in) and one backbone (density; shared with the representation when
+    that is the backbone).
+
+    train_x: the training split's representation [N, D]; train_backbone / train_labels: its backbone features and
+    labels, for the density score (None: no density score).
     """
 
     def __init__(
-        self, method: Method, kind: str, train_x: Tensor, opts: EvalOptions, device, example: Tensor | None = None
+        self,
+        method: Method,
+        kind: str,
+        train_x: Tensor,
+        opts: EvalOptions,
+        device,
+        example: Tensor | None = None,
+        train_backbone: Tensor | None = None,
+        train_labels: Tensor | None = None,
     ):
         self.method, self.kind, self.train_x, self.opts, self.device = method, kind, train_x, opts, device
+        self.density = None
+        if train_backbone is not None:
+            self.density = GaussianDensityScore().fit(train_backbone, train_labels)
         posterior_names = []
         if method.probabilistic:  # a point mass's only score is 0: deterministic methods get the kNN score
             posterior_names = [*method.uncertainty_kinds(), "mc_dispersion"]
-        self.names = posterior_names + ["knn_distance"]
+        self.names = posterior_names + ["knn_distance"] + (["density"] if self.density is not None else [])
         family = method.posterior_class.uncertainty_descriptions() if method.probabilistic else {}
         self.descriptions = {**family, **GENERIC_SCORES}
         self.primary = posterior_names[0] if method.probabilistic else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
+        """{score: [N]} for images uint8/float [N, C, H, W]; ``feats``: their representation if already known."""
         o = self.opts
         out = {}
         if self.method.probabilistic:
@@ -89,6 +108,13 @@ class Scorer:
         if feats is None:
             feats = extract(self.method, images, self.kind, o.batch_size, self.device)
         out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
+        if self.density is not None:
+            backbone = (
+                feats
+                if self.kind == "backbone"
+                else extract(self.method, images, "backbone", o.batch_size, self.device)
+            )
+            out["density"] = self.density.score(backbone).float()
         return out
 
     def score(self, images: Tensor, name: str) -> Tensor:

@@ -55,7 +55,7 @@ def test_eval_quick_with_ood_and_skip_then_report(trained, tmp_path, capsys):
 def test_eval_user_errors_are_one_line(trained, capsys):
     assert main(["eval", str(trained[0]), "--quick", "--ood", "gaussian-blobs"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown OOD set 'gaussian-blobs'" in err and "noise" in err and "Traceback" not in err
+    assert "Unknown dataset 'gaussian-blobs' for evaluation" in err and "noise" in err and "Traceback" not in err
     assert main(["eval", str(trained[0]), "--quick", "--representation", "bits"]) == 2
     assert "representation 'bits' cannot be evaluated" in capsys.readouterr().err
 

@@ -13,6 +13,7 @@ def test_public_names():
         "DataSplits",
         "DATASETS",
         "DatasetFamily",
+        "keep_classes",
         "list_datasets",
         "load_splits",
         "register_dataset",

@@ -202,7 +202,7 @@ def test_mean_entropy_and_samples_agree_with_exact_circle_quadrature():
     m = q.mc_mean(256)
     assert ((m - mean_exact).abs() < 5 * z.std(0) / math.sqrt(256)).all()
     with pytest.raises(NotImplementedError, match="mc_mean"):
-        q.mean
+        _ = q.mean
     assert q.entropy().shape == ()
 
 

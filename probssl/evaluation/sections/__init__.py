@@ -1,12 +1,14 @@
 """Evaluation sections (one module per metric family); importing this package registers the built-ins."""
 
 from probssl.evaluation.sections import (  # noqa: F401  (registration on import)
+    ambiguity,
     compression,
     content_style,
     fine_tuning,
     geometry,
     information,
     probes,
+    retrieval,
     uncertainty,
     visual,
 )

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from probssl.config import Config
 from probssl.data import DataSplits
+from probssl.evaluation.features import extract
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.probes import ProbeResult, linear_probe
 from probssl.evaluation.scoring import Scorer
@@ -82,10 +83,28 @@ class EvalContext:
         """[N_test] bool: the linear probe's test predictions are right."""
         return self.linear().test_pred == self.labels[2]
 
+    def backbone_train(self) -> Tensor:
+        """The training split's backbone features [N_train, F] (the representation itself when that is the backbone)."""
+        if self.kind == "backbone":
+            return self.feats[0]
+        if "backbone_train" not in self._cache:
+            self._cache["backbone_train"] = extract(
+                self.method, self.splits.train.images, "backbone", self.opts.batch_size, self.device
+            )
+        return self._cache["backbone_train"]
+
     def scorer(self) -> Scorer:
         if "scorer" not in self._cache:
-            example = self.splits.test.images[:2]
-            self._cache["scorer"] = Scorer(self.method, self.kind, self.feats[0], self.opts, self.device, example)
+            o = self.opts
+            self._cache["scorer"] = Scorer(
+                self.method,
+                self.kind,
+                self.feats[0],
+                o,
+                self.device,
+                train_backbone=self.backbone_train(),
+                train_labels=self.labels[0],
+            )
         return self._cache["scorer"]
 
     def test_scores(self) -> dict[str, Tensor]:

@@ -12,6 +12,7 @@ from probssl.evaluation._utils import rounded_floats, subsample_rows
 from probssl.evaluation.corruptions import CORRUPTIONS, SEVERITIES
 from probssl.evaluation.ood import make_ood_images
 from probssl.evaluation.sections.base import EvalContext, Section, register_section
+from probssl.evaluation.selective import augrc
 from probssl.evaluation.uncertainty import (
     aurc,
     aurc_optimal,
@@ -35,6 +36,7 @@ def score_metrics(u: Tensor, correct: Tensor, ood_scores: dict[str, Tensor]) -> 
             "aurc": risk,
             "aurc_optimal": best,
             "eaurc": risk - best,
+            "augrc": augrc(u, correct),
         },
         "ood": {name: {**ood_detection(u, s), "mean_ood": float(s.mean())} for name, s in ood_scores.items()},
     }
@@ -103,6 +105,7 @@ class Uncertainty(Section):
             "misclassification_auroc": primary["misclassification"]["auroc"],
             "aurc": primary["selective"]["aurc"],
             "eaurc": primary["selective"]["eaurc"],
+            "augrc": primary["selective"].get("augrc"),
         }
         for ood, r in primary["ood"].items():
             s[f"ood_auroc/{ood}"] = r["auroc"]
@@ -119,7 +122,7 @@ class Uncertainty(Section):
             out[p + "mean"] = s.get("mean_test")
             out[p + "misclassification_auroc"] = (s.get("misclassification") or {}).get("auroc")
             sel = s.get("selective") or {}
-            out[p + "aurc"], out[p + "eaurc"] = sel.get("aurc"), sel.get("eaurc")
+            out[p + "aurc"], out[p + "eaurc"], out[p + "augrc"] = sel.get("aurc"), sel.get("eaurc"), sel.get("augrc")
             for ood, r in (s.get("ood") or {}).items():
                 for key in ("auroc", "aupr", "fpr95"):
                     out[f"{p}ood_{key}/{ood}"] = r.get(key)
