@@ -29,10 +29,11 @@ class ConfigError(ValueError):
     """A preset, file or override that does not fit the config schema."""
 
 
-def did_you_mean(key: str, valid: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str:
-    """' Did you mean 'x'?' for the closest entry of ``valid``, or ''. The one spelling helper of probssl."""
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=cutoff)
-    return f" Did you mean '{close[0]}'?" if close else ""
+def did_you_mean(key: str, valid: list[str] | tuple[str, ...], cutoff: float = 0.6, n: int = 1) -> str:
+    """' Did you mean 'x'?' (or 'x' or 'y' for ``n`` > 1) for the closest entries of ``valid``, or ''. The one
+    spelling helper of probssl."""
+    close = difflib.get_close_matches(str(key), list(valid), n=n, cutoff=cutoff)
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?" if close else ""
 
 
 def spec(

@@ -61,6 +61,7 @@ def cmd_eval(args) -> int:
         progress=lambda msg: print(msg, flush=True),
         fine_tune=args.fine_tune,
         skip=tuple(args.skip),
+        **({"retrieval": tuple(args.retrieval)} if args.retrieval is not None else {}),
     )
     width = max(len(k) for k in metrics["summary"])
     for key, value in metrics["summary"].items():
@@ -155,6 +156,14 @@ def _eval_parser(sub) -> None:
         metavar="SET",
         help="out-of-distribution sets: synthetic (noise, shuffled, inverted, vflip) or dataset names "
         "loaded from the run's data_dir (e.g. mnist); default: noise shuffled; '--ood' alone: none",
+    )
+    p.add_argument(
+        "--retrieval",
+        nargs="*",
+        default=None,
+        metavar="SET",
+        help="datasets (NAME or NAME@DIR) for zero-shot R@1 / R-AUROC (URL); runs trained with data.classes are "
+        "also scored on their held-out classes",
     )
     speed = p.add_mutually_exclusive_group()
     speed.add_argument(

@@ -21,7 +21,7 @@ Only torch / math / stdlib are used here.
 
 from .base import DiagonalScaleScores, Posterior, uncertainty_score
 from .bernoulli import StraightThroughBernoulli, anneal_temperature, kl_bernoulli, kl_bernoulli_uniform
-from .gaussian import DiagonalNormal, kl_diagonal_normal, kl_diagonal_normal_standard
+from .gaussian import DiagonalNormal, kl_diagonal_normal, kl_diagonal_normal_standard, kl_diagonal_normals
 from .kl import KL_ESTIMATORS, kl_projected_normal_uniform
 from .point_mass import PointMass
 from .power_spherical import PowerSpherical, kl_power_spherical_uniform
@@ -55,6 +55,7 @@ __all__ = [
     "kl_bernoulli_uniform",
     "kl_diagonal_normal",
     "kl_diagonal_normal_standard",
+    "kl_diagonal_normals",
     "kl_power_spherical_uniform",
     "kl_projected_normal_uniform",
     "kl_von_mises_fisher_uniform",

@@ -9,7 +9,7 @@ from torch.distributions import constraints
 
 from .base import DiagonalScaleScores, Posterior
 
-__all__ = ["DiagonalNormal", "kl_diagonal_normal", "kl_diagonal_normal_standard"]
+__all__ = ["DiagonalNormal", "kl_diagonal_normal", "kl_diagonal_normal_standard", "kl_diagonal_normals"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -116,8 +116,19 @@ def kl_diagonal_normal_standard(loc: torch.Tensor, scale: torch.Tensor) -> torch
     return 0.5 * (torch.expm1(v) - v + loc * loc).sum(-1)
 
 
-def kl_diagonal_normal(p: DiagonalNormal, q: DiagonalNormal) -> torch.Tensor:
-    """KL(p ‖ q) = ½ Σ_i [r_i + ((m_p - m_q)/σ_q)_i² - 1 - log r_i], r = (σ_p/σ_q)², closed form."""
-    v = 2.0 * (torch.log(p.scale) - torch.log(q.scale))  # log r
-    diff = (p.loc - q.loc) / q.scale
+def kl_diagonal_normals(
+    loc_q: torch.Tensor, scale_q: torch.Tensor, loc_p: torch.Tensor, scale_p: torch.Tensor
+) -> torch.Tensor:
+    """``KL(N(m_q, diag s_q^2) || N(m_p, diag s_p^2))``, ``[..., d]`` each (broadcast) -> ``[...]``.
+
+    ``0.5 * sum_i [r_i - 1 - log r_i + (m_q - m_p)_i^2 / s_p,i^2]`` with ``r = (s_q / s_p)^2``, evaluated
+    as ``expm1(v) - v`` with ``v = log r`` (exact near r = 1, never negative).
+    """
+    v = 2.0 * (torch.log(scale_q) - torch.log(scale_p))
+    diff = (loc_q - loc_p) / scale_p
     return 0.5 * (torch.expm1(v) - v + diff * diff).sum(-1)
+
+
+def kl_diagonal_normal(p: DiagonalNormal, q: DiagonalNormal) -> torch.Tensor:
+    """KL(p ‖ q) in closed form (:func:`kl_diagonal_normals` of their parameters)."""
+    return kl_diagonal_normals(p.loc, p.scale, q.loc, q.scale)

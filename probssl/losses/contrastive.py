@@ -34,9 +34,7 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
-def nt_xent(
-    z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool = True, reduction: str = "mean"
-) -> Tensor:
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, gather: bool = True, reduction: str = "mean") -> Tensor:
     """SimCLR's normalised-temperature cross-entropy over 2N views.
 
     Args:

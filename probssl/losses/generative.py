@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from probssl.distributions.gaussian import kl_diagonal_normals  # one implementation, re-exported here
+
 __all__ = [
     "ENTROPY_VARIANTS",
     "CONTENT_PRIORS",
@@ -174,14 +176,3 @@ def simvae_group_prior(z: Tensor, s2: float, content_prior: str = "gaussian", ex
             log_p = log_p - 0.5 * zbar.pow(2).sum(-1)
             const -= 0.5 * d * _LOG_2PI
     return log_p + const
-
-
-def kl_diagonal_normals(loc_q: Tensor, scale_q: Tensor, loc_p: Tensor, scale_p: Tensor) -> Tensor:
-    """``KL(N(m_q, diag s_q^2) || N(m_p, diag s_p^2))``, ``[..., d]`` each (broadcast) -> ``[...]``.
-
-    ``0.5 * sum_i [r_i - 1 - log r_i + (m_q - m_p)_i^2 / s_p,i^2]`` with ``r = (s_q / s_p)^2``, evaluated
-    as ``expm1(v) - v`` with ``v = log r`` (exact near r = 1, never negative).
-    """
-    v = 2.0 * (torch.log(scale_q) - torch.log(scale_p))
-    diff = (loc_q - loc_p) / scale_p
-    return 0.5 * (torch.expm1(v) - v + diff * diff).sum(-1)

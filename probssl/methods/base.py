@@ -14,10 +14,24 @@ One vocabulary across methods (as timm's ``forward_features`` / ``forward_head``
 
 Each method owns its hyper-parameters: a :class:`~probssl.config.MethodConfig` subclass set as
 ``config_class``, registered with the method, whose ``check()`` holds the method's own value checks.
+
+Loss prediction (Kirchhof et al. 2024, "Pretrained Visual Uncertainties"), generic to every method that
+implements ``per_sample_loss(views, labels) -> [N]``: when the method's config has ``loss_prediction: true``
+(the contrastive configs inherit the field from ``SimCLRConfig``), ``from_config`` of every subclass attaches
+a :class:`LossPredictor`, a small MLP on DETACHED backbone features trained to predict each sample's SSL
+loss; ``forward`` adds its training term ``loss_prediction``. The backbone, heads and their gradients are
+exactly those of the run without it (the predictor sees detached inputs and a detached target).
+
+Scores that are not a property of the posterior family (such as the predicted loss) come from
+``extra_uncertainty(images) -> {name: [N]}`` and ``extra_uncertainty_kinds()``; evaluation reads these next
+to the family's ``uncertainty_kinds()`` (``uncertainty(images, kind)`` stays the posterior's scores only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -28,6 +42,97 @@ from probssl.config import MethodConfig
 from probssl.distributions import PointMass, Posterior, StraightThroughBernoulli
 
 REPRESENTATIONS = ("backbone", "mean", "direction", "sample", "bits")
+#: Training objectives of the :class:`LossPredictor`: the paper's pairwise ranking hinge, or squared error.
+LOSS_PREDICTION_OBJECTIVES = ("order", "mse")
+PREDICTED_LOSS = "predicted_loss"
+
+
+def loss_order_hinge(pred: Tensor, target: Tensor, gap: float = 0.1) -> Tensor:
+    """Pairwise ranking loss of predicted vs. true losses ("losspred-order" of Kirchhof et al. 2024).
+
+    Samples are paired as (0, 1), (2, 3), ... along the last axis (an odd last sample is left out); for a
+    pair (a, b) with s = sign(target_a - target_b) the loss is max(0, gap - s * (pred_a - pred_b)): the
+    prediction has to order the pair like the true losses, by a margin ``gap``. Only the ORDER of the
+    losses is learned, so the target's scale drifting during training (losses fall) does not matter.
+
+    Args:
+        pred, target: [..., M] predicted and true per-sample losses (target detached by the caller).
+    Returns:
+        scalar: mean over the [..., M // 2] pairs.
+    """
+    m = pred.shape[-1] // 2 * 2
+    if m == 0:
+        raise ValueError("loss_order_hinge needs at least two samples")
+    p = pred[..., :m].unflatten(-1, (m // 2, 2))
+    t = target[..., :m].unflatten(-1, (m // 2, 2))
+    sign = torch.sign(t[..., 0] - t[..., 1])  # ties: 0, a constant `gap` with no gradient
+    return F.relu(gap - sign * (p[..., 0] - p[..., 1])).mean()
+
+
+class LossPredictor(nn.Module):
+    """Per-sample loss predictor (Kirchhof et al. 2024): ``[..., F]`` features -> ``[...]`` predicted loss > 0.
+
+    ``(Linear-LeakyReLU) x depth + Linear(hidden, 1)``, then ``softplus + 1e-6`` (the paper's
+    ``UncertaintyNetwork``; its default ``unc_depth=2`` hidden layers, width 512). The caller detaches the
+    features, so training it cannot change the backbone.
+
+    objective: "order" (:func:`loss_order_hinge`, the paper's default ``losspred-order``, margin 0.1) or
+    "mse" (the paper's ``losspred`` alternative: squared error to the loss values).
+    """
+
+    eps = 1e-6
+
+    def __init__(self, in_dim: int, hidden_dim: int = 512, depth: int = 2, objective: str = "order"):
+        super().__init__()
+        if objective not in LOSS_PREDICTION_OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(LOSS_PREDICTION_OBJECTIVES)}, got {objective!r}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        layers: list[nn.Module] = []
+        prev = in_dim
+        for _ in range(depth):
+            layers += [nn.Linear(prev, hidden_dim), nn.LeakyReLU()]
+            prev = hidden_dim
+        self.net = nn.Sequential(*layers, nn.Linear(prev, 1))
+        self.in_dim, self.objective = in_dim, objective
+
+    def forward(self, features: Tensor) -> Tensor:
+        """[..., F] -> [...] predicted loss (> 0)."""
+        return F.softplus(self.net(features)).squeeze(-1) + self.eps
+
+    def training_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Scalar objective between predictions [..., M] and DETACHED true losses [..., M]."""
+        if self.objective == "mse":
+            return F.mse_loss(pred, target)
+        return loss_order_hinge(pred, target)
+
+
+@contextlib.contextmanager
+def _restored_buffers(module: nn.Module) -> Iterator[None]:
+    """Undo any buffer update inside the block (BatchNorm running statistics of an extra forward pass)."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+
+
+def _attaching_loss_predictor(from_config):
+    """Wrap a subclass's ``from_config`` so that ``method.loss_prediction: true`` attaches the predictor."""
+
+    @functools.wraps(from_config)
+    def build(cls, backbone, config, image_shape):
+        method = from_config(cls, backbone, config, image_shape)
+        c = config.method
+        if getattr(c, "loss_prediction", False) and method.loss_predictor is None:
+            method.attach_loss_predictor(
+                hidden_dim=config.model.head_hidden_dim, objective=getattr(c, "loss_prediction_objective", "order")
+            )
+        return method
+
+    return classmethod(build)
 
 
 class Method(nn.Module):
@@ -51,6 +156,16 @@ class Method(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
+        self.loss_predictor: LossPredictor | None = None  # see attach_loss_predictor
+        self._feature_tap: list[Tensor] | None = None  # encode_views records its features here when a list
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every method's own from_config attaches the loss predictor when its config asks for it, so the
+        # option needs no code in any method (registry.create_method calls from_config).
+        own = cls.__dict__.get("from_config")
+        if isinstance(own, classmethod):
+            cls.from_config = _attaching_loss_predictor(own.__func__)
 
     @classmethod
     def from_config(cls, backbone: nn.Module, config, image_shape: tuple[int, int, int]) -> Method:
@@ -70,8 +185,65 @@ class Method(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared helpers
+    def per_sample_loss(self, views: Tensor, labels: Tensor | None = None) -> Tensor:
+        """[V, N, C, H, W] views (+ [N] labels) -> [N]: each image's share of the training loss.
+
+        The sum of the method's weighted loss terms per image (averaged over the image's views as
+        anchors), so that, under the same random draws, ``per_sample_loss(views).mean()`` equals
+        ``sum(loss_terms(views).values())``. Methods without one raise NotImplementedError.
+        """
+        raise NotImplementedError(f"method {self.name!r} has no per-sample loss")
+
     def forward(self, views: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
-        return self.loss_terms(views, labels)
+        terms = self.loss_terms(views, labels)
+        if self.loss_predictor is not None:  # after loss_terms: its random draws are the run's without it
+            terms["loss_prediction"] = self.loss_prediction_term(views, labels)
+        return terms
+
+    # ------------------------------------------------------------------ loss prediction
+    def attach_loss_predictor(self, hidden_dim: int = 512, depth: int = 2, objective: str = "order") -> None:
+        """Add a :class:`LossPredictor` on the backbone features (``method.loss_prediction: true``)."""
+        if type(self).per_sample_loss is Method.per_sample_loss:
+            raise ValueError(f"loss_prediction needs a per-sample loss, which method {self.name!r} does not define")
+        self.loss_predictor = LossPredictor(int(self.backbone.feature_dim), hidden_dim, depth, objective)
+
+    def loss_prediction_term(self, views: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Scalar training term of the loss predictor; no gradient reaches anything but the predictor.
+
+        The target is ``per_sample_loss`` [N] from an extra forward pass without autograd (its BatchNorm
+        statistics updates are undone, so the model's state is the run's without the predictor); the
+        predictor sees every view's detached backbone features [V, N, F] and predicts the image's loss
+        from each of them.
+        """
+        self._feature_tap = []
+        try:
+            with torch.no_grad(), _restored_buffers(self):
+                target = self.per_sample_loss(views, labels).float()
+            tapped = self._feature_tap
+        finally:
+            self._feature_tap = None
+        with torch.no_grad():  # a method whose loss does not go through encode_views: one more pass
+            feats = tapped[0] if tapped else self.encode_views(views)
+        pred = self.loss_predictor(feats.float())  # [V, N]
+        return self.loss_predictor.training_loss(pred, target.expand_as(pred))
+
+    @torch.no_grad()
+    def extra_uncertainty(self, images: Tensor) -> dict[str, Tensor]:
+        """[N, C, H, W] -> {score name: [N]} of scores that are not the posterior family's (higher = more
+        uncertain): ``predicted_loss`` when a loss predictor is attached, else none. Evaluation reads these
+        next to ``uncertainty_kinds()``."""
+        if self.loss_predictor is None:
+            return {}
+        return {PREDICTED_LOSS: self.loss_predictor(self.forward_features(images).float())}
+
+    def extra_uncertainty_kinds(self) -> list[str]:
+        """Names of the scores ``extra_uncertainty`` returns."""
+        return [PREDICTED_LOSS] if self.loss_predictor is not None else []
+
+    def extra_uncertainty_descriptions(self) -> dict[str, str]:
+        """name -> what it measures, for every ``extra_uncertainty_kinds()``."""
+        text = "the loss-prediction head's predicted per-sample SSL loss (Kirchhof et al. 2024)"
+        return {PREDICTED_LOSS: text} if self.loss_predictor is not None else {}
 
     def forward_features(self, images: Tensor) -> Tensor:
         """[N, C, H, W] -> backbone features [N, F]."""
@@ -84,8 +256,10 @@ class Method(nn.Module):
     def encode_views(self, views: Tensor) -> Tensor:
         """[V, N, C, H, W] -> backbone features [V, N, F] in one backbone call."""
         v, n = views.shape[:2]
-        feats = self.forward_features(views.reshape(v * n, *views.shape[2:]))
-        return feats.reshape(v, n, -1)
+        feats = self.forward_features(views.reshape(v * n, *views.shape[2:])).reshape(v, n, -1)
+        if self._feature_tap is not None:
+            self._feature_tap.append(feats.detach())
+        return feats
 
     def on_step(self, step: int, total_steps: int) -> None:
         """Called by the trainer before each step (e.g. to anneal a temperature)."""

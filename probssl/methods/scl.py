@@ -191,6 +191,18 @@ class SCL(Method):
             terms["kl"] = self.beta * self.kl(q).mean()
         return terms
 
+    def per_sample_loss(self, views, labels=None):
+        """[V, N, ...] views -> [N]: each image's NT-Xent (averaged over its views as anchors) plus beta
+        times the mean KL of its views; the same computation as ``loss_terms``, not reduced over images."""
+        v, n = views.shape[:2]
+        q = self.forward_head(self.encode_views(views).reshape(v * n, -1))
+        z = q.rsample()
+        p = F.normalize(self.head(z), dim=-1).reshape(v, n, -1)
+        loss = info_nce(p, self.temperature, self.gather, reduction="none").mean(0)
+        if self.beta:
+            loss = loss + self.beta * self.kl(q).reshape(v, n).mean(0)
+        return loss
+
     def posterior(self, images):
         return self.forward_head(self.forward_features(images))
 

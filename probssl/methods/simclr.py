@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from probssl.config import MethodConfig, spec
 from probssl.distributions import PointMass
 from probssl.losses import info_nce
-from probssl.methods.base import Method
+from probssl.methods.base import LOSS_PREDICTION_OBJECTIVES, Method
 from probssl.methods.registry import register_method
 from probssl.models import ProjectionHead
 
@@ -19,6 +19,10 @@ from probssl.models import ProjectionHead
 class SimCLRConfig(MethodConfig):
     temperature: float = spec(0.5, minimum=0.0, exclusive_minimum=True)  # tau of NT-Xent
     gather_distributed: bool = True  # under torchrun, every rank's samples act as negatives
+    # Attach a loss-prediction head (Kirchhof et al. 2024) whose predicted loss is the score `predicted_loss`
+    # (see probssl.methods.base); every contrastive config inherits these two fields.
+    loss_prediction: bool = False
+    loss_prediction_objective: str = spec("order", choices=LOSS_PREDICTION_OBJECTIVES)  # paper: order
 
 
 @register_method
@@ -47,6 +51,11 @@ class SimCLR(Method):
     def loss_terms(self, views, labels=None):
         z = self.forward_head(self.encode_views(views))
         return {"nt_xent": info_nce(z, self.temperature, self.gather)}
+
+    def per_sample_loss(self, views, labels=None):
+        """[V, N, ...] views -> [N] NT-Xent of each image, averaged over its views as anchors."""
+        z = self.forward_head(self.encode_views(views))
+        return info_nce(z, self.temperature, self.gather, reduction="none").mean(0)
 
     def posterior(self, images):
         return PointMass(self.forward_head(self.forward_features(images)))

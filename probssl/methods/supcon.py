@@ -37,3 +37,12 @@ class SupCon(SimCLR):
         z = self.forward_head(self.encode_views(views))  # [V, N, d]
         v, n, d = z.shape
         return {"supcon": supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather)}
+
+    def per_sample_loss(self, views, labels=None):
+        """[V, N, ...] views + [N] labels -> [N] SupCon loss of each image, averaged over its views as anchors
+        (every view has the image's other views as positives, so no anchor is left out)."""
+        labels = require_labels(self.name, labels)
+        z = self.forward_head(self.encode_views(views))
+        v, n, d = z.shape
+        per_anchor = supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather, reduction="none")
+        return per_anchor.reshape(v, n).mean(0)

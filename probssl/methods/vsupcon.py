@@ -1,8 +1,9 @@
 """VSupCon (Jeong, Kim, Hero 2025, "Variational Contrastive Learning"), the supervised VCL.
 
-VSimCLR with SupCon in place of InfoNCE: the projected-normal posterior, its reparameterised
-samples and beta times the (normalised) KL to the uniform sphere are VSimCLR's, with the same
-options; the contrastive term is SupCon (L_out) on the samples of all views, labels repeated.
+VSimCLR with SupCon in place of InfoNCE: the posterior (``method.posterior_family``: projected normal,
+Power Spherical or vMF), its reparameterised samples and beta times the (normalised) KL to the uniform
+sphere are VSimCLR's, with the same options; the contrastive term is SupCon (L_out) on the samples of
+all views, labels repeated.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ class VSupCon(VSimCLR):
         terms = super().loss_terms(views, labels)
         return {"supcon": terms.pop("nt_xent"), **terms}  # VSimCLR names its contrastive term nt_xent
 
-    def contrastive(self, z: Tensor, labels: Tensor | None) -> Tensor:
+    def per_sample_loss(self, views, labels=None):
+        require_labels(self.name, labels)
+        return super().per_sample_loss(views, labels)
+
+    def contrastive(self, z: Tensor, labels: Tensor | None, reduction: str = "mean") -> Tensor:
+        """[V, N, d] samples -> SupCon on all V*N of them: scalar ("mean") or [V, N] per anchor ("none")."""
         v, n, d = z.shape
-        return supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather)
+        out = supcon(z.reshape(v * n, d), labels.repeat(v), self.temperature, self.gather, reduction)
+        return out if reduction == "mean" else out.reshape(v, n)

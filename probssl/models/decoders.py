@@ -22,6 +22,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from probssl.config import did_you_mean
+
 from ._utils import check_out_shape, halve, num_halvings
 from .convnet import ConvBNReLU
 from .registry import BACKBONES, Registry
@@ -239,12 +241,7 @@ def decoder_for_backbone(name: str, out_shape: Sequence[int] | None = None) -> s
         if name.startswith(prefix):
             return dec
     known = DECODERS.names() + ["auto"] + BACKBONES.names()
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    msg = f"No decoder for {name!r}."
-    if close:
-        msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+    msg = f"No decoder for {name!r}.{did_you_mean(name, known, cutoff=0.5, n=3)}"
     msg += (
         f" Decoders: {', '.join(DECODERS.names())}; 'auto'; or a backbone name to mirror "
         f"({', '.join(BACKBONES.names())})."

@@ -6,12 +6,11 @@ module with an integer ``feature_dim`` attribute; decoder factories (see
 :mod:`probssl.models.decoders`) have ``factory(latent_dim, out_shape, **kwargs)``.
 
 Unknown names raise :class:`ValueError` listing every registered name plus a
-``difflib`` "did you mean" suggestion.
+"did you mean" suggestion (``probssl.config.did_you_mean``).
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
@@ -106,10 +105,7 @@ class Registry(Mapping[str, Callable[..., Any]]):
 
     def unknown_message(self, name: object) -> str:
         names = self.names()
-        msg = f"Unknown {self.kind} {name!r}."
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-        if close:
-            msg += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+        msg = f"Unknown {self.kind} {name!r}.{did_you_mean(str(name), names, cutoff=0.5, n=3)}"
         msg += " Available: " + (", ".join(names) if names else "(none)") + "."
         return msg
 

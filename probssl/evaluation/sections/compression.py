@@ -6,7 +6,7 @@ from typing import Any
 
 from probssl.evaluation.probes import linear_probe
 from probssl.evaluation.sections.base import EvalContext, Section, register_section
-from probssl.methods import Method
+from probssl.methods import Method, compression_ratio
 
 
 def representation_bits(method: Method, kind: str, dim: int) -> tuple[int, str]:
@@ -39,7 +39,7 @@ class Compression(Section):
             "bits_rule": rule,
             "input_bits": input_bits,
             "input_bits_rule": f"C*H*W*8 = {c}*{h}*{w}*8",
-            "ratio": input_bits / bits,
+            "ratio": compression_ratio(ctx.splits.image_shape, bits),
             "linear_acc": ctx.linear().test_acc,
         }
         curve = ctx.opts.compression_curve
