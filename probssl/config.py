@@ -475,10 +475,31 @@ def load_config(
     """Preset, then a YAML file on top, then ``key=value`` overrides on top of both."""
     config = load_preset(preset) if preset else Config()
     if file is not None:
-        data = yaml.safe_load(Path(file).read_text())
+        data = read_config_file(file)
         if data:
             _apply(config, data)
     return apply_overrides(config, overrides or [])
+
+
+def read_config_file(file: str | Path) -> dict[str, Any] | None:
+    """A YAML config file as a mapping of sections; any other content is one ConfigError naming the file."""
+    path = Path(file)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}; give a YAML file of sections (data:, model:, method:, ...)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (binary?); give a YAML file") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise ConfigError(f"config file {path} is not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (data:, model:, ...), got a {type(data).__name__}"
+        )
+    return data
 
 
 def to_yaml(config: Config) -> str:

@@ -15,10 +15,27 @@ from probssl.config import load_config
 from probssl.data import load_splits
 from probssl.evaluation import evaluate_baselines, evaluate_run
 from probssl.report import write_report
-from probssl.train import Trainer
+from probssl.train import Trainer, TrainingError
 
 DEMO_PRESETS = ("simclr-digits", "vsimclr-digits")
 DEMO_OOD = ("noise", "shuffled")  # synthetic: digits has no natural OOD dataset on disk
+
+
+DEMO_MARKER = ".probssl-demo"  # written into the folders the demo creates: only those are ever replaced
+
+
+def _clear_previous_demo(run_dir: Path) -> None:
+    """The demo starts from scratch, but only ever deletes a folder it wrote itself."""
+    if not run_dir.exists():
+        return
+    if not (run_dir / DEMO_MARKER).exists():
+        if any(run_dir.iterdir()):
+            raise TrainingError(
+                f"{run_dir} holds files the demo did not write (your own run?); it is left untouched. "
+                "Give the demo another folder: probssl demo --out runs/demo-2"
+            )
+        return
+    shutil.rmtree(run_dir)
 
 
 def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) -> dict:
@@ -31,10 +48,11 @@ def run_demo(out: Path, epochs: int | None = None, data_dir: str | None = None) 
             overrides.append(f"data.data_dir={data_dir}")
         config = load_config(preset, overrides=overrides)
         run_dir = out / preset
-        if (run_dir / "status.json").exists():
-            shutil.rmtree(run_dir)  # the demo always starts from scratch in its own folder
+        _clear_previous_demo(run_dir)
         print(f"[demo] training {preset}: {config.train.epochs} epochs, batch {config.train.batch_size}", flush=True)
-        Trainer(config, run_dir).fit()
+        trainer = Trainer(config, run_dir)
+        (run_dir / DEMO_MARKER).write_text("written by probssl demo; the next demo run replaces this folder\n")
+        trainer.fit()
         print(f"[demo] evaluating {preset}", flush=True)
         metrics = evaluate_run(run_dir, ood=DEMO_OOD)
         s = metrics["summary"]

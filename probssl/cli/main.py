@@ -14,7 +14,7 @@ from probssl.data import DataError
 from probssl.train import CheckpointError, TrainingError
 
 # Errors that are the user's to fix: one clear message, no traceback.
-USER_ERRORS = (ConfigError, DataError, TrainingError, CheckpointError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, TrainingError, CheckpointError, FileNotFoundError, NotADirectoryError)
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -245,21 +245,45 @@ def import_plugins() -> None:
             ) from None
 
 
+def _error(message: str) -> None:
+    """One line on stderr, once per job: under torchrun only rank 0 speaks."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"probssl: error: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(err: BaseException) -> str:
+    """A readable one-line message for an unexpected error (the last line of its traceback)."""
+    if isinstance(err, OSError) and err.filename:
+        hint = {13: "check the folder's permissions", 28: "free some disk space", 30: "the folder is read-only"}
+        fix = hint.get(err.errno or 0, "")
+        return f"{err.strerror or err}: {err.filename}" + (f" ({fix})" if fix else "")
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: show tracebacks instead of one-line messages
+    argv = [a for a in argv if a != "--debug"]
     try:
         import_plugins()
-    except ConfigError as err:
-        print(f"probssl: error: {err}", file=sys.stderr)
-        return 2
-    args = build_parser().parse_args(argv)
-    try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except USER_ERRORS as err:
-        print(f"probssl: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("probssl: interrupted; continue with --resume auto", file=sys.stderr)
+        command = argv[0] if argv else ""
+        hint = "; continue with the same command plus --resume auto" if command == "train" else ""
+        _error(f"interrupted{hint}")
         return 130
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        _error(str(err))
+        return 2
+    except Exception as err:  # anything else: still one clear line, the traceback only with --debug
+        if debug:
+            raise
+        _error(f"{_describe(err)} (run again with --debug for the traceback)")
+        return 1
 
 
 if __name__ == "__main__":

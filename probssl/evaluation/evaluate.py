@@ -28,7 +28,6 @@ Beside this module: ``options`` (what to compute), ``sections`` (the sections), 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ from probssl.evaluation.sections import EvalContext, list_sections
 from probssl.evaluation.sections.compression import representation_bits
 from probssl.methods import Method, create_method
 from probssl.train import load_run
+from probssl.train.logging import write_json_atomic
 
 __all__ = [
     "PROTOCOL",
@@ -304,5 +304,5 @@ def evaluate_run(
         }
     )
     if write:
-        (run_dir / "eval.json").write_text(json.dumps(metrics, indent=1))
+        write_json_atomic(run_dir / "eval.json", metrics)  # a reader never sees half a file
     return metrics

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from probssl.data import DataError
 from probssl.evaluation import list_sections
 from probssl.evaluation.options import RUNTIME_KEYS
 from probssl.report.format import table
@@ -33,7 +34,13 @@ def load_eval(run_dir: str | Path) -> dict[str, Any]:
     eval_file = Path(run_dir) / "eval.json"
     if not eval_file.exists():
         raise FileNotFoundError(f"{eval_file} is missing: run `probssl eval {run_dir}` first.")
-    return json.loads(eval_file.read_text())
+    try:
+        m = json.loads(eval_file.read_text())
+    except (ValueError, UnicodeDecodeError):
+        m = None
+    if not isinstance(m, dict) or not isinstance(m.get("summary"), dict) or not m["summary"]:
+        raise DataError(f"{eval_file} is empty, torn or not an evaluation: run `probssl eval {run_dir}` again.")
+    return m
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

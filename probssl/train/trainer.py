@@ -27,6 +27,7 @@ from probssl.train.callbacks import Callback
 from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, resolve_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
+from probssl.train.lock import RunInUse, RunLock
 from probssl.train.logging import MetricsLog, write_status
 from probssl.train.optim import build_optimizer, match_state_layout, warmup_cosine
 
@@ -150,7 +151,12 @@ class Trainer:
         self.images = self.splits.train.images.to(self.device)
         self.labels = self.splits.train.labels.to(self.device)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
-        self._prepare_run_dir(resume)
+        self.lock = RunLock(self.run_dir)
+        try:
+            self._prepare_run_dir(resume)
+        except BaseException:
+            self.lock.release()
+            raise
         if t.tensorboard and self.dist.is_main:
             self.tensorboard = _tensorboard_writer(self.run_dir / "tensorboard")
 
@@ -227,6 +233,13 @@ class Trainer:
     def _prepare_run_dir(self, resume: str | None) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         config_file = self.run_dir / "config.yaml"
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise TrainingError(f"--out {self.run_dir} is a file, not a folder; choose a folder for the run.")
+        if self.dist.is_main:
+            try:
+                self.lock.acquire()
+            except RunInUse as err:
+                raise TrainingError(str(err)) from None
         if config_file.exists():
             saved = from_dict(yaml.safe_load(config_file.read_text()), migrate=True)
             differences = identity_differences(saved, self.config)
@@ -243,14 +256,32 @@ class Trainer:
                     "another --out directory."
                 )
         else:
-            path = latest_checkpoint(ckpt_dir) if resume == "auto" else Path(resume)
+            path = self._resume_path(resume, ckpt_dir)
             if path is not None:
                 self._restore(load_checkpoint(path))
                 self.echo(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
+            elif self.dist.is_main:
+                self.log.clear()  # killed before its first checkpoint: the run starts again at step 0
         barrier(self.dist)  # every rank has checked the directory before rank 0 writes to it
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config_file.write_text(to_yaml(self.config))
+
+    def _resume_path(self, resume: str, ckpt_dir: Path) -> Path | None:
+        """``auto`` -> the latest checkpoint (None: start fresh); a run folder -> its latest; else a checkpoint."""
+        if resume == "auto":
+            return latest_checkpoint(ckpt_dir)
+        path = Path(resume)
+        if not path.exists():
+            raise CheckpointError(
+                f"--resume {resume}: no such file or folder (use --resume auto, or a checkpoint folder)"
+            )
+        if (path / "checkpoints").is_dir():
+            latest = latest_checkpoint(path / "checkpoints")
+            if latest is None:
+                raise CheckpointError(f"--resume {resume}: that run has no checkpoint yet; use --resume auto")
+            return latest
+        return path
 
     def _restore(self, state: TrainingState) -> None:
         if run_identity(from_dict(state.config, migrate=True)) != run_identity(self.config):
@@ -292,7 +323,23 @@ class Trainer:
         )
 
     def save(self) -> Path | None:
-        """Rank 0 writes the checkpoint; the others wait so no rank runs ahead of a save."""
+        """Rank 0 writes the checkpoint; the others wait so no rank runs ahead of a save.
+
+        A parameter or buffer that is no longer finite (a diverged run: inf in batch-norm statistics while the
+        loss still looked finite) stops the run instead of being saved as its result."""
+        bad = next(
+            (
+                n
+                for n, t in (*self.method.named_parameters(), *self.method.named_buffers())
+                if t.is_floating_point() and not torch.isfinite(t).all()
+            ),
+            None,
+        )
+        if bad is not None:
+            raise TrainingError(
+                f"Training diverged by step {self.step}: {bad} holds NaN or inf. The last good checkpoint is kept in "
+                f"{self.run_dir / 'checkpoints'} (if any); lower train.lr or check the data."
+            )
         path = save_checkpoint(self.run_dir / "checkpoints", self.training_state()) if self.dist.is_main else None
         barrier(self.dist)
         return path
@@ -384,6 +431,7 @@ class Trainer:
                 self._loop(bar, start)
         except BaseException as err:
             bar.close()
+            self.lock.release()
             if self.dist.is_main:
                 write_status(
                     self.run_dir,
@@ -393,6 +441,7 @@ class Trainer:
                 )
             raise
         bar.close()
+        self.lock.release()
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.dist.is_main:
