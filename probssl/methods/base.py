@@ -30,7 +30,6 @@ to the family's ``uncertainty_kinds()`` (``uncertainty(images, kind)`` stays the
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -108,31 +107,21 @@ class LossPredictor(nn.Module):
 
 
 @contextlib.contextmanager
-def _restored_buffers(module: nn.Module) -> Iterator[None]:
-    """Undo any buffer update inside the block (BatchNorm running statistics of an extra forward pass)."""
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
+def _batch_statistics_only(module: nn.Module) -> Iterator[None]:
+    """Normalisation layers use the batch's statistics (as in training) but do not update their running
+    statistics inside the block, so an extra forward pass leaves the model's state as it was.
+
+    (Restoring the buffers afterwards would not do: the training pass's autograd graph saved them, and
+    any in-place change before its backward is an error.)
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False  # _NormBase then passes no running statistics to the kernel
     try:
         yield
     finally:
-        with torch.no_grad():
-            for buf, value in saved:
-                buf.copy_(value)
-
-
-def _attaching_loss_predictor(from_config):
-    """Wrap a subclass's ``from_config`` so that ``method.loss_prediction: true`` attaches the predictor."""
-
-    @functools.wraps(from_config)
-    def build(cls, backbone, config, image_shape):
-        method = from_config(cls, backbone, config, image_shape)
-        c = config.method
-        if getattr(c, "loss_prediction", False) and method.loss_predictor is None:
-            method.attach_loss_predictor(
-                hidden_dim=config.model.head_hidden_dim, objective=getattr(c, "loss_prediction_objective", "order")
-            )
-        return method
-
-    return classmethod(build)
+        for m in layers:
+            m.track_running_stats = True
 
 
 class Method(nn.Module):
@@ -158,14 +147,6 @@ class Method(nn.Module):
         self.backbone = backbone
         self.loss_predictor: LossPredictor | None = None  # see attach_loss_predictor
         self._feature_tap: list[Tensor] | None = None  # encode_views records its features here when a list
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # Every method's own from_config attaches the loss predictor when its config asks for it, so the
-        # option needs no code in any method (registry.create_method calls from_config).
-        own = cls.__dict__.get("from_config")
-        if isinstance(own, classmethod):
-            cls.from_config = _attaching_loss_predictor(own.__func__)
 
     @classmethod
     def from_config(cls, backbone: nn.Module, config, image_shape: tuple[int, int, int]) -> Method:
@@ -210,14 +191,14 @@ class Method(nn.Module):
     def loss_prediction_term(self, views: Tensor, labels: Tensor | None = None) -> Tensor:
         """Scalar training term of the loss predictor; no gradient reaches anything but the predictor.
 
-        The target is ``per_sample_loss`` [N] from an extra forward pass without autograd (its BatchNorm
-        statistics updates are undone, so the model's state is the run's without the predictor); the
-        predictor sees every view's detached backbone features [V, N, F] and predicts the image's loss
-        from each of them.
+        The target is ``per_sample_loss`` [N] from an extra forward pass without autograd (BatchNorm uses
+        the batch's statistics without updating its running ones, so the model's state is the run's without
+        the predictor); the predictor sees every view's detached backbone features [V, N, F] and predicts
+        the image's loss from each of them. Cost: one more forward pass of the method per step.
         """
         self._feature_tap = []
         try:
-            with torch.no_grad(), _restored_buffers(self):
+            with torch.no_grad(), _batch_statistics_only(self):
                 target = self.per_sample_loss(views, labels).float()
             tapped = self._feature_tap
         finally:

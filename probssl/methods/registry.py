@@ -78,4 +78,8 @@ def create_method(config: Config, image_shape: tuple[int, int, int], backbone: n
         )
     else:
         backbone = prepare_backbone(backbone, channels, size)
-    return cls.from_config(backbone, config, image_shape)
+    method = cls.from_config(backbone, config, image_shape)
+    c = config.method
+    if getattr(c, "loss_prediction", False):  # contrastive configs have it (SimCLRConfig and its subclasses)
+        method.attach_loss_predictor(config.model.head_hidden_dim, objective=c.loss_prediction_objective)
+    return method

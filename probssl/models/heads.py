@@ -156,8 +156,8 @@ class SphericalHead(nn.Module):
 
     Initialisation: the kappa row of the final layer gets bias 0 (kappa = ``init_kappa`` exactly) and
     weights shrunk by ``kappa_init_gain`` (0.1), so every initial kappa is ~``init_kappa`` (within ~10%)
-    whatever the input. Default ``init_kappa``: ``out_dim`` -- "moderate": E[cos(z, mu)] is ~0.6 for a vMF
-    with kappa = d in d >= 16 dimensions, so samples are neither point masses nor uniform noise.
+    whatever the input. Default ``init_kappa``: ``out_dim`` -- "moderate": at kappa = d, E[cos(z, mu)] is ~0.62
+    for a vMF and ~0.5 for a Power Spherical in any d >= 8, so samples are neither point masses nor noise.
 
     Args:
         in_dim, hidden_dim, out_dim, num_layers, batch_norm: as :class:`ProjectionHead` (out_dim = d >= 2).

@@ -105,7 +105,14 @@ def test_uncertainty_section(vsimclr_run):
     u = vsimclr_run[1]["uncertainty"]
     # every named score of the projected normal (the method's default first), then the generic ones
     assert u["primary"] == u["scores_available"][0]
-    assert set(u["scores_available"]) == {"angular_spread", "log_det_cov", "sigma_mean", "trace", "mc_dispersion", "knn_distance"}
+    assert set(u["scores_available"]) == {
+        "angular_spread",
+        "log_det_cov",
+        "sigma_mean",
+        "trace",
+        "mc_dispersion",
+        "knn_distance",
+    }
     for name in ("sigma_mean", "trace", "angular_spread"):
         assert u["scores"][name]["mean_test"] > 0
     assert u["scores"]["log_det_cov"]["description"].startswith("log det")
