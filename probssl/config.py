@@ -155,7 +155,8 @@ class TrainConfig:
     min_lr_ratio: float = spec(0.0, minimum=0.0, maximum=1.0)  # cosine decays to lr * min_lr_ratio
     seed: int = spec(0, minimum=0)
     device: str = spec("auto", operational=True)  # auto | cpu | cuda | cuda:N
-    precision: str = spec("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto: by the hardware
+    precision: str = spec("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto: by the hardware (and a probe)
+    compile: bool | str = spec("auto", choices=(True, False, "auto"))  # torch.compile; auto: where it repays
     num_threads: int = spec(0, minimum=0, operational=True)  # torch threads on CPU; 0 keeps torch's default
     max_steps: int | None = spec(None, minimum=1)  # stop early after this many optimiser steps
     log_every: int = spec(10, minimum=1, operational=True)

@@ -60,6 +60,17 @@ def posterior_scores(
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def extra_scores(method: Method, images: Tensor, batch_size: int, device) -> dict[str, Tensor]:
+    """``method.extra_uncertainty`` of every image, batched: {name: [N]} (float32, CPU)."""
+    method.eval()
+    out: dict[str, list[Tensor]] = {}
+    for i in range(0, len(images), batch_size):
+        for name, u in method.extra_uncertainty(to_float_images(images[i : i + batch_size].to(device))).items():
+            out.setdefault(name, []).append(u.float().cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
 def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
     """1 - ||mean of unit-normalised posterior samples|| per image, [N]."""
     return posterior_scores(method, images, samples, batch_size, device, seed)["mc_dispersion"]
@@ -94,9 +105,10 @@ class Scorer:
         posterior_names = []
         if method.probabilistic:  # a point mass's only score is 0: deterministic methods get the kNN score
             posterior_names = [*method.uncertainty_kinds(), "mc_dispersion"]
-        self.names = posterior_names + ["knn_distance"] + (["density"] if self.density is not None else [])
+        self.extra = method.extra_uncertainty_kinds()  # e.g. a loss-prediction head's predicted_loss
+        self.names = [*posterior_names, *self.extra, "knn_distance"] + (["density"] if self.density is not None else [])
         family = method.posterior_class.uncertainty_descriptions() if method.probabilistic else {}
-        self.descriptions = {**family, **GENERIC_SCORES}
+        self.descriptions = {**family, **method.extra_uncertainty_descriptions(), **GENERIC_SCORES}
         self.primary = posterior_names[0] if method.probabilistic else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
@@ -105,6 +117,8 @@ class Scorer:
         out = {}
         if self.method.probabilistic:
             out.update(posterior_scores(self.method, images, o.mc_samples, o.batch_size, self.device, o.seed))
+        if self.extra:
+            out.update(extra_scores(self.method, images, o.batch_size, self.device))
         if feats is None:
             feats = extract(self.method, images, self.kind, o.batch_size, self.device)
         out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)

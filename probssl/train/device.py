@@ -1,12 +1,61 @@
-"""Device and precision selection: CUDA with mixed precision when present, float32 on CPU."""
+"""Device, precision and ``torch.compile`` selection, chosen by the hardware in front of the code.
+
+``train.precision=auto`` used to mean "bf16 on CUDA, fp32 on CPU". That is right for CPUs that emulate
+bf16 (this project's 2-core AMD EPYC runs a 512x512 bf16 matmul 13-17x slower than fp32) but wrong for
+Intel Xeons with AMX-BF16, where a bf16 matmul runs ~7.6x faster than fp32. So on CPU, auto now asks two questions:
+does the CPU *advertise* native bf16 (:func:`cpu_bf16_capability`, free), and does a short matmul timing
+*confirm* it (:func:`bf16_matmul_probe`, < 1 s, cached on disk)? Flags alone are not trusted: what
+counts is whether this torch build's kernels are fast on this machine, and only a timing says that.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+# Why 1.5x: convolutions and matmuls are ~85 % of the convnet step's self CPU (docs/benchmarks.md,
+# profile), so by Amdahl a 1.5x matmul gain is at most ~1.4x on the step, less after autocast's casts
+# and the fp32 parts (augmentation, optimiser). Below that the gain sinks into this machine class's
+# run-to-run noise (+-25 % between processes) and does not pay for bf16's 8-bit mantissa. A judgement
+# from those two numbers, not a measured optimum; AMX-BF16 (~7.6x) clears it, emulated bf16 (0.06-0.08x here) not.
+BF16_MIN_SPEEDUP = 1.5
+
+# /proc/cpuinfo flags that matter for bf16: AMX tiles with bf16 (Sapphire Rapids and later),
+# AVX512-BF16 dot products (Cooper Lake, Zen 4), AVX512F (the fallback path oneDNN would use),
+# and aarch64's 'bf16' feature (Armv8.6 BFMMLA / BFDOT).
+BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "bf16")
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+PROBE_ENV_VAR = "PROBSSL_PRECISION_PROBE"  # "0": never read or write the on-disk probe cache
+CACHE_ENV_VAR = "PROBSSL_CACHE"  # a directory; else $XDG_CACHE_HOME/probssl, else ~/.cache/probssl
+PROBE_CACHE_FILE = "precision-probe.json"
+PROBE_BUDGET_S = 0.1  # per dtype; one call past it ends the timing, so the probe stays < 0.5 s even if emulated
+
+_probe_memo: dict[str, dict] = {}  # per process, on top of the disk cache
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str  # fp32 | bf16 | fp16
+    reason: str  # one line, for the run log: why this precision
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileChoice:
+    enabled: bool
+    reason: str
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -18,13 +67,219 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+# ---------------------------------------------------------------------------------------------- CPU facts
+
+
+def parse_cpuinfo(text: str) -> tuple[str, set[str]]:
+    """(model name, flags) of the first processor in a /proc/cpuinfo text."""
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:  # x86 says flags, aarch64 says Features
+            flags = set(value.split())
+    return model, flags
+
+
+def _read_cpuinfo() -> tuple[str, set[str]]:
+    try:
+        model, flags = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:  # not Linux
+        model, flags = "", set()
+    return model or platform.processor() or "unknown", flags
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_capability() -> dict:
+    """What the CPU advertises about bf16 (no timing; cached for the process)."""
+    model, flags = _read_cpuinfo()
+    if platform.machine().lower() not in ("aarch64", "arm64"):
+        flags.discard("bf16")  # only aarch64's 'bf16' means bf16 arithmetic
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # informational only
+        capability = "unknown"
+    amx_check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: may vanish in a release
+    try:
+        amx_tile = bool(amx_check()) if amx_check is not None else None
+    except Exception:
+        amx_tile = None
+    relevant = sorted(f for f in flags if f in BF16_FLAGS)
+    native = [f for f in NATIVE_BF16_FLAGS if f in flags]
+    if not native and amx_tile and not flags:  # no /proc/cpuinfo (not Linux): trust torch's AMX check
+        native = ["amx_tile (torch)"]
+    return {
+        "cpu_model": model,
+        "machine": platform.machine(),
+        "flags": relevant,
+        "torch_cpu_capability": capability,
+        "torch_amx_tile": amx_tile,
+        "native_bf16": bool(native),
+        "native_bf16_flags": native,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+
+
+def probe_cache_path() -> Path:
+    root = os.environ.get(CACHE_ENV_VAR)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        root = str(Path(xdg) / "probssl") if os.path.isabs(xdg) else str(Path.home() / ".cache" / "probssl")
+    return Path(root) / PROBE_CACHE_FILE
+
+
+def _probe_key(size: int) -> str:
+    cap = cpu_bf16_capability()
+    flags = ",".join(cap["flags"]) or "none"
+    return f"{cap['cpu_model']}|{flags}|torch {torch.__version__}|threads {torch.get_num_threads()}|n {size}"
+
+
+def _read_probe_cache(path: Path) -> dict:
+    """The cache's entries, or {} when the file is missing, unreadable or not what we wrote."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_probe_cache(path: Path, key: str, result: dict) -> None:
+    """Merge one entry in, atomically (temp file + rename), so a concurrent reader never sees half a file."""
+    entries = _read_probe_cache(path)  # a corrupt file reads as {} and is replaced whole
+    entries[key] = result
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".precision-probe-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "entries": entries}, f, indent=1)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass  # a read-only home only costs re-probing next time
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _matmul_seconds(size: int, dtype: torch.dtype, repeats: int) -> float:
+    """Best time of one ``size`` x ``size`` matmul after a warm-up, stopping early past the budget."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(dtype)
+    b = torch.randn(size, size, generator=gen).to(dtype)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        torch.mm(a, b)  # warm-up: oneDNN/BLAS kernel selection and page faults
+        first = time.perf_counter() - t0
+        if first > PROBE_BUDGET_S:  # an emulated kernel is slow enough to tell from one call
+            return first
+        best, start = first, time.perf_counter()
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+            if time.perf_counter() - start > PROBE_BUDGET_S:
+                break
+    return best
+
+
+def _time_probe(size: int, repeats: int) -> dict:
+    flop = 2.0 * size**3
+    fp32 = flop / _matmul_seconds(size, torch.float32, repeats) / 1e9
+    bf16 = flop / _matmul_seconds(size, torch.bfloat16, repeats) / 1e9
+    return {
+        "size": size,
+        "fp32_gflops": round(fp32, 2),
+        "bf16_gflops": round(bf16, 2),
+        "ratio": round(bf16 / fp32, 3),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def bf16_matmul_probe(size: int = 512, repeats: int = 5) -> dict:
+    """Time a square fp32 vs bf16 matmul on this CPU: ``{fp32_gflops, bf16_gflops, ratio, ...}``.
+
+    Cached per process and on disk (:func:`probe_cache_path`), keyed by CPU model, bf16 flags, torch
+    version and thread count, so a run pays the < 1 s once per machine. ``cached`` says where it came
+    from. ``PROBSSL_PRECISION_PROBE=0`` skips the disk cache (the probe then runs once per process).
+    """
+    key = _probe_key(size)
+    if key in _probe_memo:
+        return {**_probe_memo[key], "cached": "process"}
+    use_disk = os.environ.get(PROBE_ENV_VAR, "1").strip() != "0"
+    path = probe_cache_path()
+    cached = _read_probe_cache(path).get(key) if use_disk else None
+    if isinstance(cached, dict) and isinstance(cached.get("ratio"), (int, float)):
+        _probe_memo[key] = cached
+        return {**cached, "cached": "disk"}
+    result = _time_probe(size, repeats)
+    _probe_memo[key] = result
+    if use_disk:
+        _write_probe_cache(path, key, result)
+    return {**result, "cached": None}
+
+
+# ---------------------------------------------------------------------------------------------- precision
+
+
+def _bf16_name(cap: dict) -> str:
+    if "amx_bf16" in cap["native_bf16_flags"]:
+        return "AMX-BF16"
+    return cap["native_bf16_flags"][0]
+
+
+def _choose_cpu_precision() -> PrecisionChoice:
+    cap = cpu_bf16_capability()
+    if not cap["native_bf16"]:
+        flags = ", ".join(cap["flags"]) or "none"
+        return PrecisionChoice("fp32", f"auto: CPU has no native bf16 (flags: {flags}) -> fp32")
+    name = _bf16_name(cap)
+    try:
+        ratio = bf16_matmul_probe()["ratio"]
+    except Exception as err:  # a failed probe must not stop training; fp32 is safe
+        return PrecisionChoice("fp32", f"auto: CPU advertises {name} but the bf16 probe failed ({err}) -> fp32")
+    if ratio >= BF16_MIN_SPEEDUP:
+        return PrecisionChoice(
+            "bf16", f"auto: CPU advertises {name} and the probe measured bf16 matmul {ratio:.1f}x fp32 -> bf16"
+        )
+    return PrecisionChoice(
+        "fp32",
+        f"auto: CPU advertises {name} but the probe measured bf16 at {ratio:.1f}x fp32 (< {BF16_MIN_SPEEDUP}x) -> fp32",
+    )
+
+
+def choose_precision(setting: str, device: torch.device) -> PrecisionChoice:
+    """``train.precision``: an explicit fp32 / bf16 / fp16 wins; auto picks by the hardware.
+
+    auto: CUDA -> bf16 autocast (fp16 on GPUs without bf16); CPU -> bf16 only when the CPU advertises
+    native bf16 *and* :func:`bf16_matmul_probe` measures >= ``BF16_MIN_SPEEDUP`` x fp32, else fp32.
+    fp16 on CPU is allowed: ``torch.autocast("cpu", dtype=torch.float16)`` runs on torch 2.13 (checked:
+    Linear and Conv2d return float16, no warning), though it is emulated on most CPUs.
+    """
+    if setting not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{setting}'; choose from {', '.join(PRECISIONS)}")
+    if setting != "auto":
+        return PrecisionChoice(setting, "set by train.precision")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return PrecisionChoice("bf16", "auto: CUDA -> bf16 autocast")
+        return PrecisionChoice("fp16", "auto: CUDA GPU without bf16 -> fp16 autocast")
+    if device.type == "cpu":
+        return _choose_cpu_precision()
+    return PrecisionChoice("fp32", f"auto: no mixed-precision rule for {device.type} -> fp32")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        # CPUs without AMX emulate bf16 (~100x slower than fp32 here), so mixed precision is GPU-only.
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
+    """The precision string alone (what the trainer stores); see :func:`choose_precision`."""
+    return choose_precision(precision, device).precision
 
 
 def autocast(device: torch.device, precision: str):
@@ -43,3 +298,93 @@ def use_channels_last(setting: bool | None, model: torch.nn.Module, device: torc
         return setting
     has_conv = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
     return has_conv and (device.type == "cpu" or precision != "fp32")
+
+
+# ---------------------------------------------------------------------------------------------- compile
+
+# The measurement behind choose_compile's CPU rule (docstring of choose_compile: machine, date, command).
+COMPILE_MEASURED_CPU_CAPABILITY = "AVX2"  # torch.backends.cpu.get_cpu_capability() of the measuring machine
+COMPILE_SECONDS = 19.1  # first compiled step minus an eager step, cold inductor cache (lower of two runs)
+COMPILE_EAGER_STEP_S = 0.224  # median eager step
+COMPILE_COMPILED_STEP_S = 0.229  # median compiled step
+COMPILE_MIN_GAIN = 0.05  # a compiled step must be >= 5 % faster to count: same-process step noise is ~2-5 %
+
+
+def _break_even_steps(compile_s: float, eager_s: float, compiled_s: float) -> int | None:
+    """Steps after which the compile time is repaid, or None when compiled is not clearly faster."""
+    saved = eager_s - compiled_s
+    if saved < COMPILE_MIN_GAIN * eager_s:
+        return None
+    return math.ceil(compile_s / saved)
+
+
+COMPILE_BREAK_EVEN_STEPS = _break_even_steps(COMPILE_SECONDS, COMPILE_EAGER_STEP_S, COMPILE_COMPILED_STEP_S)
+
+
+def _has_cxx_compiler() -> bool:
+    """Inductor on CPU writes C++ and builds it with the host compiler ($CXX, else c++/g++/clang++)."""
+    candidates = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
+    return any(c and shutil.which(c) for c in candidates)
+
+
+def _cpu_class() -> str:
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        return "unknown"
+
+
+def _compile_setting(setting: str | bool) -> str:
+    if isinstance(setting, bool):
+        return "true" if setting else "false"
+    value = str(setting).strip().lower()
+    if value not in ("auto", "true", "false"):
+        raise ValueError(f"Unknown train.compile '{setting}'; choose from auto, true, false")
+    return value
+
+
+def choose_compile(setting: str | bool, device: torch.device, expected_steps: int, precision: str) -> CompileChoice:
+    """``train.compile``: true/false win; auto compiles only where a measurement says the run repays it.
+
+    Measured (2026-12-01, the project's 2-vCPU AMD EPYC KVM guest, family 23 model 49, AVX2, no
+    AVX-512, torch 2.13.0+cpu, gcc present, 2 threads): the convnet SimCLR training step
+    (``Trainer.train_step`` of ``simclr-mnist`` with ``model.backbone=convnet``, batch 256, 1x28x28,
+    fp32, channels-last, ``trainer.model = torch.compile(trainer.method)``; augmentation and AdamW stay
+    eager), eager and compiled steps interleaved in one process, 30 pairs after 5 warm-up pairs::
+
+        OMP_NUM_THREADS=2 python benchmarks/compile_breakeven.py 30
+
+    torch.compile works here (dynamo: one frame, one graph, no recompiles). Two runs, both
+    2026-12-01 ~18:33-18:38 UTC, with other sessions loading the cores at times (load average 0.6-2.4):
+
+    * run A (warm inductor cache after a first cold run whose first compiled step took 33.9 s):
+      first compiled step 2.2 s; steady steps 0.224 s eager vs 0.229 s compiled, median per-pair
+      ratio compiled/eager 1.02;
+    * run B (``TORCHINDUCTOR_CACHE_DIR`` fresh): first compiled step 19.3 s vs a 0.23 s eager step;
+      median per-pair ratio again 1.02 (the last 12 pairs were slowed ~6x alike by other load).
+
+    So compiling costs 19-34 s cold (~2 s from a warm cache) and the step gets ~2 % *slower*: it never
+    repays the compile, ``COMPILE_BREAK_EVEN_STEPS`` is None and auto is off on this CPU class. Where
+    nothing was measured (other CPU classes, bf16/fp16 on CPU, CUDA) auto stays off as well: the
+    compile cost is certain, the gain unknown; set ``train.compile=true`` to try.
+    """
+    value = _compile_setting(setting)
+    if value != "auto":
+        return CompileChoice(value == "true", "set by train.compile")
+    if device.type != "cpu":
+        where = "CUDA" if device.type == "cuda" else device.type
+        return CompileChoice(False, f"auto: no compile measurement on {where} in this project -> off")
+    if not _has_cxx_compiler():
+        return CompileChoice(False, "auto: inductor on CPU needs a C++ compiler and none was found -> off")
+    cpu_class = _cpu_class()
+    if cpu_class != COMPILE_MEASURED_CPU_CAPABILITY or precision != "fp32":
+        return CompileChoice(False, f"auto: no compile measurement for {cpu_class} CPUs at {precision} -> off")
+    if COMPILE_BREAK_EVEN_STEPS is None:
+        return CompileChoice(False, "auto: compile measured slower/equal on this CPU class -> off")
+    if expected_steps < COMPILE_BREAK_EVEN_STEPS:
+        return CompileChoice(
+            False, f"auto: {expected_steps} steps < {COMPILE_BREAK_EVEN_STEPS} needed to repay the compile -> off"
+        )
+    return CompileChoice(
+        True, f"auto: {expected_steps} steps >= {COMPILE_BREAK_EVEN_STEPS} needed to repay the compile -> on"
+    )

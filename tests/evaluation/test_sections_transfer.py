@@ -46,3 +46,13 @@ def test_ambiguity_blends_and_crops(metrics):
     for s in a["scores"].values():
         assert -1 <= s["blend_spearman"] <= 1 and 0 <= s["crop_bigger"] <= 1
     assert metrics["summary"]["blend_spearman"] == a["scores"][a["primary"]]["blend_spearman"]
+
+
+def test_a_loss_prediction_head_is_scored_like_every_other_score(tmp_path):
+    overrides = ["train.epochs=2", "train.batch_size=64", "train.progress=false", "method.loss_prediction=true",
+                 "data.train_subset=256"]
+    Trainer(load_config("simclr-digits", overrides=overrides), tmp_path / "run").fit()
+    m = evaluate_run(tmp_path / "run", mode="quick", ood=["noise"], write=False)
+    u = m["uncertainty"]
+    assert "predicted_loss" in u["scores_available"] and u["scores"]["predicted_loss"]["mean_test"] > 0
+    assert "predicted per-sample SSL loss" in u["scores"]["predicted_loss"]["description"]
