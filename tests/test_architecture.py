@@ -70,3 +70,20 @@ def test_no_torchvision_import():
 
     banned = {"torchvision", "timm", "lightly", "lightning", "torchmetrics"}
     assert not [p for p in ROOT.rglob("*.py") if banned & set(imports(p))]
+
+
+def _long_functions(folder: Path, limit: int) -> list[str]:
+    found = []
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_functions_are_short():
+    """No function over 80 lines in probssl/, none over 60 in evaluation/ and report/ (split by meaning)."""
+    assert not _long_functions(ROOT, 80)
+    assert not _long_functions(ROOT / "evaluation", 60) + _long_functions(ROOT / "report", 60)

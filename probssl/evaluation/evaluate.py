@@ -47,6 +47,7 @@ from probssl.evaluation.sections import EvalContext, list_sections
 from probssl.evaluation.sections.compression import representation_bits
 from probssl.methods import Method, create_method
 from probssl.train import load_run
+from probssl.train.device import choose_precision
 from probssl.train.logging import write_json_atomic
 
 __all__ = [
@@ -152,8 +153,11 @@ def _context(method: Method, splits: DataSplits, opts: EvalOptions, device, conf
     except ValueError as err:
         raise ConfigError(f"representation {kind!r} cannot be evaluated for {method.name}: {err}") from err
     tic = time.perf_counter()
-    feats = [extract(method, s.images, kind, opts.batch_size, device) for s in (splits.train, splits.val, splits.test)]
-    embedding = extract_embeddings(method, splits.test.images, opts.batch_size, device)
+    p = opts.precision
+    feats = [
+        extract(method, s.images, kind, opts.batch_size, device, p) for s in (splits.train, splits.val, splits.test)
+    ]
+    embedding = extract_embeddings(method, splits.test.images, opts.batch_size, device, p)
     labels = [splits.train.labels, splits.val.labels, splits.test.labels]
     ctx = EvalContext(method, splits, opts, device, config, kind, feats, labels, embedding, image_dir)
     ctx.timing["features"] = time.perf_counter() - tic
@@ -267,6 +271,8 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     config, method, state = load_run(run_dir, device)
+    if options is None and "precision" not in overrides:  # extract features in the run's training precision
+        overrides["precision"] = choose_precision(config.train.precision, torch.device(device)).precision
     opts = options or EvalOptions.make(mode, config.eval, **overrides)
     if representation is not None:
         opts = dataclasses.replace(opts, representation=representation)

@@ -23,6 +23,9 @@ class EvalOptions:
 
     representation: str = "auto"  # auto (the method's default) | backbone | mean | direction | sample | bits
     batch_size: int = 1024
+    # Autocast of the network during feature extraction: fp32 | bf16 | fp16 (evaluate_run: the run's training
+    # precision as train.precision resolves on this machine). Probes, metrics and posterior scores: float32.
+    precision: str = "fp32"
     knn_k: tuple[int, ...] = (1, 5, 10, 20, 50)
     linear_weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
     ood: tuple[str, ...] = DEFAULT_OOD  # synthetic names (SYNTHETIC_OOD) and/or dataset names (DATASETS)

@@ -120,13 +120,13 @@ class Scorer:
         if self.extra:
             out.update(extra_scores(self.method, images, o.batch_size, self.device))
         if feats is None:
-            feats = extract(self.method, images, self.kind, o.batch_size, self.device)
+            feats = extract(self.method, images, self.kind, o.batch_size, self.device, o.precision)
         out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
         if self.density is not None:
             backbone = (
                 feats
                 if self.kind == "backbone"
-                else extract(self.method, images, "backbone", o.batch_size, self.device)
+                else extract(self.method, images, "backbone", o.batch_size, self.device, o.precision)
             )
             out["density"] = self.density.score(backbone).float()
         return out

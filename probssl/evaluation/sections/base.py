@@ -89,7 +89,12 @@ class EvalContext:
             return self.feats[0]
         if "backbone_train" not in self._cache:
             self._cache["backbone_train"] = extract(
-                self.method, self.splits.train.images, "backbone", self.opts.batch_size, self.device
+                self.method,
+                self.splits.train.images,
+                "backbone",
+                self.opts.batch_size,
+                self.device,
+                self.opts.precision,
             )
         return self._cache["backbone_train"]
 

@@ -43,7 +43,7 @@ class Geometry(Section):
         augmenter = augmenter_from_config(ctx.config.augment, ctx.splits.image_shape)
         views = augmenter(test.images[rows], views=2, generator=torch.Generator().manual_seed(opts.seed))
         for space, kind in (("embedding", "mean"), ("representation", ctx.kind)):
-            z1, z2 = (extract(ctx.method, v, kind, opts.batch_size, ctx.device) for v in views)
+            z1, z2 = (extract(ctx.method, v, kind, opts.batch_size, ctx.device, opts.precision) for v in views)
             out[space]["alignment"] = alignment(z1, z2)
             z = ctx.embedding if space == "embedding" else ctx.feats[2]
             out[space]["uniformity"] = uniformity(z, max_samples=2000, seed=opts.seed)

@@ -52,7 +52,7 @@ class Retrieval(Section):
         for name, (images, labels, desc) in targets.items():
             rows = subsample_rows(len(images), ctx.opts.retrieval_max_images, ctx.opts.seed)
             images, labels = images[rows], labels[rows]
-            feats = extract(ctx.method, images, ctx.kind, ctx.opts.batch_size, ctx.device)
+            feats = extract(ctx.method, images, ctx.kind, ctx.opts.batch_size, ctx.device, ctx.opts.precision)
             correct = nearest_neighbor_correct(feats, labels)
             scores = ctx.scorer().all(images, feats)
             out[name] = {
