@@ -11,7 +11,7 @@ from probssl.evaluation import evaluate_method, evaluate_run
 from probssl.methods import Method, create_method, list_methods
 from probssl.train import Trainer, load_run
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "Config",
     "ConfigError",

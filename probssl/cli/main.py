@@ -38,6 +38,8 @@ def cmd_train(args) -> int:
     run_dir = Path(args.out or f"runs/{args.preset or config.method.name + '-' + config.data.name}")
     if os.environ.get("RANK", "0") == "0":
         print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
+        if args.show_config:
+            print(to_yaml(config), end="", flush=True)
     trainer = Trainer(config, run_dir, resume=args.resume)
     trainer.fit()
     teardown_distributed(trainer.dist)
@@ -136,6 +138,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--out", help="run directory (default runs/PRESET)")
     p.add_argument("--resume", help="'auto' to continue from the latest checkpoint, or a checkpoint folder")
     p.add_argument("--eval", action="store_true", help="evaluate the run when training ends")
+    p.add_argument(
+        "--show-config", action="store_true", help="print the resolved config (also saved as RUN/config.yaml)"
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -221,7 +226,10 @@ def _other_parsers(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import probssl
+
     parser = argparse.ArgumentParser(prog="probssl", description="Probabilistic self-supervised learning.")
+    parser.add_argument("--version", action="version", version=f"probssl {probssl.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)

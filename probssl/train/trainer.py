@@ -27,8 +27,9 @@ from probssl.train.callbacks import Callback
 from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, choose_compile, choose_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
+from probssl.train.environment import environment_record
 from probssl.train.lock import RunInUse, RunLock
-from probssl.train.logging import MetricsLog, write_status
+from probssl.train.logging import MetricsLog, write_json_atomic, write_status
 from probssl.train.optim import build_optimizer, match_state_layout, warmup_cosine
 
 
@@ -289,6 +290,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config_file.write_text(to_yaml(self.config))
+            write_json_atomic(self.run_dir / "environment.json", environment_record(self.runtime_record()))
 
     def _resume_path(self, resume: str, ckpt_dir: Path) -> Path | None:
         """``auto`` -> the latest checkpoint (None: start fresh); a run folder -> its latest; else a checkpoint."""
