@@ -167,6 +167,11 @@ class TrainConfig:
     sync_batchnorm: bool = False  # SyncBatchNorm under torchrun (GPU/NCCL only)
     tensorboard: bool = spec(False, operational=True)  # also log to RUN/tensorboard (needs tensorboard)
     progress: bool = spec(True, operational=True)
+    # Online monitors (kNN, ridge probe, RankMe, alignment/uniformity, uncertainty canary) every N epochs; 0: off.
+    # They change no training result (tested), hence operational.
+    monitor_every: int = spec(1, minimum=0, operational=True)
+    monitor_samples: int = spec(512, minimum=10, operational=True)  # reference images; half as many queries
+    monitor_budget: float | None = spec(0.05, minimum=0.0, operational=True)  # share of training time; null: none
 
     def check(self) -> list[str]:
         device = self.device

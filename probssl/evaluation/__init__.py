@@ -1,5 +1,6 @@
 """Evaluation of frozen representations: probes, geometry, information, uncertainty, compression, style."""
 
+from probssl.evaluation import monitors  # noqa: F401  (registers the online monitor for every Trainer)
 from probssl.evaluation.alignment import alignment, uniformity
 from probssl.evaluation.evaluate import (
     evaluate_baselines,

@@ -21,8 +21,9 @@ from probssl.data import DataError
 from probssl.evaluation import list_sections
 from probssl.evaluation.options import RUNTIME_KEYS
 from probssl.report.format import table
-from probssl.report.plots import plot_loss_curves
+from probssl.report.plots import plot_loss_curves, plot_monitor_curves
 from probssl.report.sections import ReportContext, renderer_for
+from probssl.train.logging import MetricsLog
 
 __all__ = ["aggregate", "flat_metrics", "group_key", "group_runs", "load_eval", "write_report"]
 
@@ -186,21 +187,38 @@ def _runs_table(r: ReportContext) -> list[str]:
     return lines + table(header, rows)
 
 
+MONITOR_KEYS = (
+    "monitor/knn_acc",
+    "monitor/linear_acc",
+    "monitor/effective_rank",
+    "monitor/alignment",
+    "monitor/uniformity",
+    "monitor/ood_auroc_noise",
+)
+
+
 def _training_section(r: ReportContext) -> list[str]:
-    curves = {}
+    """The loss, and the online monitors (probssl.evaluation.monitors) against steps, of each group's first run."""
+    curves, monitors = {}, {}
     for label, run_dir in r.first_dir.items():
-        log = run_dir / "metrics.jsonl"
-        if log.exists():
-            records = []
-            for line in log.read_text().splitlines():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:  # a torn last line (SIGKILL, full disk) is not the report's problem
-                    continue
-            records = [x for x in records if isinstance(x, dict) and isinstance(x.get("loss"), (int, float))]
-            if records:
-                curves[label] = ([x["step"] for x in records], [float(x["loss"]) for x in records])
-    return [r.plot("loss", plot_loss_curves, curves), ""] if curves else []
+        records = MetricsLog(run_dir / "metrics.jsonl").read()  # a torn last line is skipped, not fatal
+        losses = [x for x in records if isinstance(x.get("loss"), (int, float))]
+        if losses:
+            curves[label] = ([x["step"] for x in losses], [float(x["loss"]) for x in losses])
+        for key in MONITOR_KEYS:
+            points = [(x["step"], float(x[key])) for x in records if isinstance(x.get(key), (int, float))]
+            if points:
+                monitors.setdefault(key, {})[label] = ([p[0] for p in points], [p[1] for p in points])
+    lines = [r.plot("loss", plot_loss_curves, curves), ""] if curves else []
+    if monitors:
+        lines += [
+            r.plot("monitors", plot_monitor_curves, monitors),
+            "",
+            "Online monitors on a fixed validation subset during training (kNN, a ridge probe, RankMe, "
+            "alignment / uniformity, and the default uncertainty score's AUROC against noise).",
+            "",
+        ]
+    return lines
 
 
 def _protocol(r: ReportContext) -> list[str]:

@@ -90,6 +90,21 @@ def plot_loss_curves(curves: dict[str, tuple[list[int], list[float]]], path: Pat
     return _save(fig, path)
 
 
+def plot_monitor_curves(data: dict[str, dict[str, tuple[list[int], list[float]]]], path: Path) -> Path:
+    """One panel per monitor key ({key: {group: (steps, values)}}), the online monitors against steps."""
+    fig, axes = _grid(len(data))
+    for ax, (key, curves) in zip(axes, data.items()):
+        for i, (name, (steps, values)) in enumerate(curves.items()):
+            ax.plot(steps, values, label=name, lw=2, color=COLORS[i % 10], marker="o", ms=3)
+        ax.set_xlabel("optimiser step")
+        ax.set_title(key.removeprefix("monitor/"))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    for ax in axes[len(data) :]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
 def plot_uncertainty_histogram(
     scores: dict[str, list[float]], path: Path, title: str, xlabel: str = "uncertainty score"
 ) -> Path:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Callback"]
+__all__ = ["Callback", "default_callbacks", "register_default_callback"]
 
 
 class Callback:
@@ -33,3 +33,18 @@ class Callback:
 
     def on_fit_end(self, trainer: Any) -> None:
         """After the final checkpoint of a run that finished (not called on interrupts or errors)."""
+
+
+# Factories that later layers register (e.g. evaluation's online monitor): each maps a Config to a callback or
+# None, and every Trainer built from that config gets them before the callbacks it is given.
+_DEFAULT_FACTORIES: list = []
+
+
+def register_default_callback(factory):
+    """Register ``factory(config) -> Callback | None`` for every Trainer (usable as a decorator)."""
+    _DEFAULT_FACTORIES.append(factory)
+    return factory
+
+
+def default_callbacks(config) -> list:
+    return [cb for cb in (factory(config) for factory in _DEFAULT_FACTORIES) if cb is not None]

@@ -23,7 +23,7 @@ from probssl.augment import Augmenter, augmenter_from_config
 from probssl.config import Config, from_dict, operational_keys, to_yaml
 from probssl.data import DataSplits, load_splits, to_float_images
 from probssl.methods import Method, create_method
-from probssl.train.callbacks import Callback
+from probssl.train.callbacks import Callback, default_callbacks
 from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, choose_compile, choose_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
@@ -129,7 +129,7 @@ class Trainer:
         check_config(config)
         self.config = config
         self.run_dir = Path(run_dir)
-        self.callbacks = list(callbacks)
+        self.callbacks = [*default_callbacks(config), *callbacks]  # e.g. the online monitors of train.monitor_every
         self._setup_runtime(echo)
         torch.manual_seed(config.train.seed)
         self.splits = splits if splits is not None else load_splits(config.data)
@@ -150,6 +150,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.skipped_steps = 0
         self.tensorboard = None
+        self.bar = None
         self.images = self.splits.train.images.to(self.device)
         self.labels = self.splits.train.labels.to(self.device)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -425,6 +426,18 @@ class Trainer:
         replay.set_state(self.order_rng_epoch_start)
         return torch.randperm(n, generator=replay)
 
+    def log_extra(self, record: dict[str, float]) -> None:
+        """Log numbers a callback measured (e.g. ``monitor/knn_acc``) at the current step: metrics.jsonl,
+        TensorBoard and the progress bar."""
+        if not self.dist.is_main:
+            return
+        self.log.write({"step": self.step, "epoch": self.epoch, **record})
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                self.tensorboard.add_scalar(key, value, self.step)
+        if self.bar is not None and "monitor/knn_acc" in record:
+            self.bar.set_postfix_str(f"kNN {record['monitor/knn_acc']:.3f}", refresh=False)
+
     def _log(self, stats: dict[str, float], rate: float) -> None:
         record = {"step": self.step, "epoch": self.epoch, **stats, "img_per_s": rate}
         if self.dist.is_main:
@@ -438,7 +451,7 @@ class Trainer:
         if self.dist.is_main:
             write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps, **self.runtime_record())
             self.echo(f"precision {self.precision} ({self.precision_reason}); compile {self.compile_reason}")
-        bar = tqdm(
+        self.bar = bar = tqdm(
             total=self.total_steps,
             initial=self.step,
             disable=not (t.progress and self.dist.is_main),

@@ -1,0 +1,138 @@
+"""Online monitors: representation quality while pretraining, as a trainer callback.
+
+Every ``train.monitor_every`` epochs (0: off), on a fixed seeded subset -- ``train.monitor_samples`` training
+images as the reference set and half as many validation images as queries -- within a time budget
+(``train.monitor_budget``, 5 % of the training time so far: an epoch is skipped while the monitors have spent
+more, except the last; ``null`` monitors every scheduled epoch), the monitor logs to
+``metrics.jsonl`` (keys ``monitor/...``), TensorBoard and the progress bar:
+
+* ``monitor/knn_acc``: weighted cosine 20-NN accuracy (queries against the reference set);
+* ``monitor/linear_acc``: a closed-form ridge-regression probe on one-hot labels (standardised features,
+  lambda = 1e-2 x the mean eigenvalue), fitted on the reference set -- a fast stand-in for the evaluation's
+  L-BFGS probe, not the same number;
+* ``monitor/effective_rank`` (RankMe), ``monitor/alignment`` and ``monitor/uniformity`` of the queries;
+* probabilistic methods: the mean, 10 % and 90 % quantiles of the method's default uncertainty score and of its
+  ``log_det_cov`` when the family has one, and ``monitor/ood_auroc_noise``: the default score's AUROC against
+  uniform noise -- a cheap canary (an inverted score shows up in the first epoch).
+
+It changes no training result: the method is evaluated in eval mode under ``torch.no_grad()`` (batch-norm
+statistics untouched), train mode is restored, and every random draw comes from the monitor's own generator
+(the trainer re-seeds the global generator at every step anyway). Tested: the same weights with and without.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from probssl.augment import augmenter_from_config
+from probssl.data import to_float_images
+from probssl.evaluation.alignment import alignment, uniformity
+from probssl.evaluation.features import extract
+from probssl.evaluation.geometry import effective_rank
+from probssl.evaluation.probes import knn_predict, standardize
+from probssl.evaluation.uncertainty import auroc
+from probssl.train import Callback
+from probssl.train.callbacks import register_default_callback
+
+__all__ = ["OnlineMonitor", "ridge_probe_accuracy"]
+
+
+def ridge_probe_accuracy(train_x: Tensor, train_y: Tensor, query_x: Tensor, query_y: Tensor, num_classes: int) -> float:
+    """Closed-form ridge regression on one-hot targets: train [N, D], query [M, D] -> accuracy on the queries."""
+    tr, q = standardize(train_x.double(), query_x.double())
+    gram = tr.T @ tr
+    lam = 1e-2 * float(gram.diagonal().mean()) + 1e-8
+    targets = torch.nn.functional.one_hot(train_y.long(), num_classes).double()
+    weights = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), tr.T @ targets)
+    return float(((q @ weights).argmax(1) == query_y).double().mean())
+
+
+def _quantiles(prefix: str, u: Tensor) -> dict[str, float]:
+    q = torch.quantile(u.double(), torch.tensor([0.1, 0.9], dtype=torch.float64))
+    return {f"{prefix}/mean": float(u.mean()), f"{prefix}/q10": float(q[0]), f"{prefix}/q90": float(q[1])}
+
+
+class OnlineMonitor(Callback):
+    """The trainer callback described in the module docstring."""
+
+    def __init__(self, every: int, samples: int = 512, seed: int = 0, budget: float | None = 0.05):
+        self.every, self.samples, self.seed, self.budget = every, samples, seed, budget
+        self.rows: tuple[Tensor, Tensor] | None = None
+        self.spent = 0.0  # seconds spent monitoring
+        self.started = 0.0
+
+    def on_fit_start(self, trainer) -> None:
+        g = torch.Generator().manual_seed(self.seed)
+        n_train, n_val = len(trainer.splits.train), len(trainer.splits.val)
+        train_rows = torch.randperm(n_train, generator=g)[: min(self.samples, n_train)]
+        val_rows = torch.randperm(n_val, generator=g)[: min(max(self.samples // 2, 1), n_val)]
+        self.rows = (train_rows, val_rows)
+        self.started, self.spent = time.perf_counter(), 0.0
+
+    def on_epoch_end(self, trainer) -> None:
+        if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:
+            return
+        training = time.perf_counter() - self.started - self.spent
+        if self.budget is not None and self.spent > self.budget * training and trainer.step < trainer.total_steps:
+            return  # over budget: skip this epoch (the last epoch is always measured)
+        tic = time.perf_counter()
+        was_training = trainer.method.training
+        try:
+            with torch.no_grad():
+                record = self.measure(trainer)
+        finally:
+            trainer.method.train(was_training)
+        self.spent += time.perf_counter() - tic
+        trainer.log_extra(record)
+
+    def measure(self, trainer) -> dict[str, Any]:
+        method, device, splits = trainer.method, trainer.device, trainer.splits
+        train_rows, val_rows = self.rows
+        ref_x, ref_y = splits.train.images[train_rows], splits.train.labels[train_rows]
+        query_x, query_y = splits.val.images[val_rows], splits.val.labels[val_rows]
+        kind = method.default_representation
+        ref = extract(method, ref_x, kind, 512, device, trainer.precision)
+        query = extract(method, query_x, kind, 512, device, trainer.precision)
+        k = min(20, len(ref))
+        out = {
+            "monitor/knn_acc": float(
+                (knn_predict(ref, ref_y, query, k, splits.num_classes) == query_y).double().mean()
+            ),
+            "monitor/linear_acc": ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes),
+            "monitor/effective_rank": effective_rank(query),
+            "monitor/uniformity": uniformity(query, max_samples=1000, seed=self.seed),
+        }
+        g = torch.Generator().manual_seed(self.seed)
+        augmenter = augmenter_from_config(trainer.config.augment, splits.image_shape)
+        views = augmenter(query_x, views=2, generator=g)
+        z1, z2 = (extract(method, v, kind, 512, device, trainer.precision) for v in views)
+        out["monitor/alignment"] = alignment(z1, z2)
+        if method.probabilistic:
+            out.update(self._uncertainty(method, query_x, device, g))
+        return out
+
+    def _uncertainty(self, method, query_x: Tensor, device, g: torch.Generator) -> dict[str, float]:
+        method.eval()
+        images = to_float_images(query_x.to(device))
+        noise = torch.rand(images.shape, generator=g).to(device)
+        q, q_noise = method.posterior(images), method.posterior(noise)
+        default = method.uncertainty_kinds()[0]
+        out = _quantiles(f"monitor/u_{default}", q.uncertainty(default).float().cpu())
+        out["monitor/ood_auroc_noise"] = auroc(
+            q_noise.uncertainty(default).float().cpu(), q.uncertainty(default).float().cpu()
+        )
+        if "log_det_cov" in method.uncertainty_kinds() and default != "log_det_cov":
+            out.update(_quantiles("monitor/u_log_det_cov", q.uncertainty("log_det_cov").float().cpu()))
+        return out
+
+
+@register_default_callback
+def _monitor_from_config(config) -> OnlineMonitor | None:
+    t = config.train
+    if t.monitor_every <= 0:
+        return None
+    return OnlineMonitor(t.monitor_every, t.monitor_samples, t.seed, t.monitor_budget)

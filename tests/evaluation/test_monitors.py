@@ -1,0 +1,54 @@
+"""Online monitors: logged every epoch, plotted by the report, and without effect on what is trained."""
+
+import torch
+
+from probssl.config import load_config
+from probssl.evaluation.monitors import ridge_probe_accuracy
+from probssl.report import write_report
+from probssl.train import MetricsLog, Trainer, load_run
+
+TINY = ["train.epochs=3", "train.progress=false", "data.train_subset=384", "train.batch_size=64"]
+
+
+def test_monitors_log_every_epoch_and_change_no_weight(tmp_path):
+    every_epoch = [*TINY, "train.monitor_budget=null"]  # digits epochs take a fraction of a second: no budget
+    Trainer(load_config("vsimclr-digits", overrides=every_epoch), tmp_path / "with").fit()
+    Trainer(load_config("vsimclr-digits", overrides=[*TINY, "train.monitor_every=0"]), tmp_path / "without").fit()
+    monitored = [r for r in MetricsLog(tmp_path / "with" / "metrics.jsonl").read() if "monitor/knn_acc" in r]
+    assert [r["epoch"] for r in monitored] == [1, 2, 3]
+    for r in monitored:
+        assert 0 <= r["monitor/knn_acc"] <= 1 and 0 <= r["monitor/ood_auroc_noise"] <= 1
+        assert r["monitor/effective_rank"] >= 1 and "monitor/u_angular_spread/q90" in r
+    assert not any("monitor/knn_acc" in r for r in MetricsLog(tmp_path / "without" / "metrics.jsonl").read())
+    a, b = load_run(tmp_path / "with")[1].state_dict(), load_run(tmp_path / "without")[1].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical training
+
+
+def test_the_report_plots_them(tmp_path):
+    from probssl.evaluation import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(load_config("simclr-digits", overrides=TINY), run).fit()
+    evaluate_run(run, mode="quick", ood=[])
+    payload = write_report([run], tmp_path / "rep")
+    assert (tmp_path / "rep" / payload["plots"]["monitors"]).stat().st_size > 5000
+
+
+def test_ridge_probe_separates_separable_classes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    assert ridge_probe_accuracy(x, y, x, y, 2) > 0.95
+
+
+def test_the_time_budget_skips_epochs_but_not_the_last(tmp_path):
+    overrides = [
+        "train.epochs=6",
+        "train.progress=false",
+        "data.train_subset=256",
+        "train.batch_size=128",
+        "train.monitor_budget=0.0",
+    ]
+    Trainer(load_config("simclr-digits", overrides=overrides), tmp_path / "run").fit()
+    epochs = [r["epoch"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if "monitor/knn_acc" in r]
+    assert epochs == [1, 6]  # the first (nothing spent yet) and the last
