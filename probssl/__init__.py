@@ -8,8 +8,10 @@ interface, one trainer and one evaluation suite.
 from probssl.config import Config, ConfigError, list_presets, load_config
 from probssl.data import DataError, load_dataset
 from probssl.evaluation import evaluate_method, evaluate_run
+from probssl.evaluation.embed import embed
 from probssl.methods import Method, create_method, list_methods
 from probssl.train import Trainer, load_run
+from probssl.train.export import export_run, from_pretrained
 
 __version__ = "0.2.0"
 __all__ = [
@@ -20,7 +22,10 @@ __all__ = [
     "Trainer",
     "create_method",
     "evaluate_method",
+    "embed",
     "evaluate_run",
+    "export_run",
+    "from_pretrained",
     "list_methods",
     "list_presets",
     "load_config",

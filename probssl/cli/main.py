@@ -62,6 +62,7 @@ def cmd_eval(args) -> int:
         seed=args.seed,
         progress=lambda msg: print(msg, flush=True),
         fine_tune=args.fine_tune,
+        checkpoint=args.checkpoint,
         skip=tuple(args.skip),
         **({"retrieval": tuple(args.retrieval)} if args.retrieval is not None else {}),
     )
@@ -74,6 +75,23 @@ def cmd_eval(args) -> int:
         f"{mode} evaluation in {metrics['eval_seconds']:.1f} s"
     )
     print(f"wrote {Path(args.run_dir) / 'eval.json'}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from probssl.evaluation.embed import embed, write_embeddings
+
+    rows = embed(args.run_dir, data=args.data, split=args.split, device=args.device, checkpoint=args.checkpoint)
+    path = write_embeddings(rows, args.out)
+    print(f"wrote {len(rows['index'])} rows ({', '.join(rows)}) to {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from probssl.train.export import export_run
+
+    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint)
+    print(f"wrote {out}/model.safetensors (backbone), head.safetensors, config.json and README.md")
     return 0
 
 
@@ -197,7 +215,25 @@ def _eval_parser(sub) -> None:
         help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", help="evaluate this checkpoint (step-N) instead of the latest")
     p.set_defaults(func=cmd_eval)
+
+
+def _embed_export_parsers(sub) -> None:
+    p = sub.add_parser("embed", help="embeddings, posterior summaries and every uncertainty score of a split")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="dataset: NAME or NAME@DIR (default: the run's own)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out", required=True, help="FILE.npz, FILE.csv or FILE.parquet")
+    p.add_argument("--checkpoint", help="a checkpoint (step-N) instead of the latest")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("export", help="a folder with model.safetensors, config.json and a model card")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint", help="a checkpoint (step-N) instead of the latest")
+    p.set_defaults(func=cmd_export)
 
 
 def _other_parsers(sub) -> None:
@@ -233,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
+    _embed_export_parsers(sub)
     _other_parsers(sub)
     return parser
 

@@ -262,6 +262,7 @@ def evaluate_run(
     ood: list[str] | tuple[str, ...] | None = None,
     mode: str = "default",
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | None = None,
     **overrides,
 ) -> dict[str, Any]:
     """Load RUN_DIR's latest checkpoint, evaluate it, and write RUN_DIR/eval.json (+ RUN_DIR/eval_images/).
@@ -270,7 +271,7 @@ def evaluate_run(
     (e.g. ``mlp=False``); ``representation`` and ``ood`` override the corresponding options either way.
     """
     run_dir = Path(run_dir)
-    config, method, state = load_run(run_dir, device)
+    config, method, state = load_run(run_dir, device, checkpoint=checkpoint)
     if options is None and "precision" not in overrides:  # extract features in the run's training precision
         overrides["precision"] = choose_precision(config.train.precision, torch.device(device)).precision
     opts = options or EvalOptions.make(mode, config.eval, **overrides)

@@ -525,6 +525,18 @@ class Trainer:
                 self.save()
 
 
+def _named_checkpoint(folder: Path, name: str) -> Path:
+    """``step-N`` (any zero padding) or a path -> the checkpoint folder; a clear error listing the ones there."""
+    if Path(name).is_dir():
+        return Path(name)
+    if name.startswith("step-") and name[5:].isdigit():
+        candidate = folder / f"step-{int(name[5:]):08d}"
+        if candidate.is_dir():
+            return candidate
+    available = sorted(p.name for p in folder.glob("step-*")) if folder.is_dir() else []
+    raise CheckpointError(f"no checkpoint {name!r} in {folder}; available: {', '.join(available) or 'none'}.")
+
+
 def _tensorboard_writer(folder: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -537,16 +549,23 @@ def _tensorboard_writer(folder: Path):
 
 
 def load_run(
-    run_dir: str | Path, device: str | torch.device = "cpu", backbone: torch.nn.Module | None = None
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+    backbone: torch.nn.Module | None = None,
+    checkpoint: str | None = None,
 ) -> tuple[Config, Method, TrainingState]:
     """Rebuild a trained method from the latest checkpoint of ``run_dir``.
 
     backbone: an instance of the architecture the run trained, for runs trained with ``Trainer(backbone=...)``
     (a registered or ``package.module:callable`` backbone is rebuilt from the config without it).
+    checkpoint: a checkpoint of the run (``step-N`` or ``step-00000N``, or a path) instead of the latest.
     """
-    path = latest_checkpoint(Path(run_dir) / "checkpoints")
+    folder = Path(run_dir) / "checkpoints"
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: no such run folder.")
+    path = latest_checkpoint(folder) if checkpoint is None else _named_checkpoint(folder, checkpoint)
     if path is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint (expected {Path(run_dir) / 'checkpoints'}/step-*/).")
+        raise CheckpointError(f"{run_dir} has no checkpoint (expected {folder}/step-*/).")
     state = load_checkpoint(path, map_location="cpu")
     config = from_dict(state.config, migrate=True)
     method = create_method(config, tuple(state.extra["image_shape"]), backbone=backbone)
