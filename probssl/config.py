@@ -136,6 +136,10 @@ class MethodConfig:
     with :func:`register_method_config` by the method's module) holds the rest."""
 
     name: str = "simclr"
+    # Every method: the score method.uncertainty() reports (None: the method's evidence-chosen default, see
+    # docs/uncertainty.md), and an epistemic feature density fitted when training ends (probssl.methods.epistemic).
+    uncertainty_score: str | None = None
+    epistemic: bool = False
 
     def check(self) -> list[str]:
         """Problems with values that type-check but cannot work (one message each, naming the key)."""

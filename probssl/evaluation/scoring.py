@@ -47,7 +47,7 @@ def posterior_scores(
     The draws are seeded (``seed``) without disturbing the caller's random state.
     """
     method.eval()
-    kinds = method.uncertainty_kinds()
+    kinds = method.posterior_class.uncertainty_kinds()  # the family's; extra (method-level) scores: extra_scores
     out: dict[str, list[Tensor]] = {k: [] for k in [*kinds, "mc_dispersion"]}
     step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
     with torch.random.fork_rng(devices=[]):
@@ -103,13 +103,15 @@ class Scorer:
         if train_backbone is not None:
             self.density = GaussianDensityScore().fit(train_backbone, train_labels)
         posterior_names = []
+        self.extra = method.extra_uncertainty_kinds()  # e.g. predicted_loss, epistemic, combined
         if method.probabilistic:  # a point mass's only score is 0: deterministic methods get the kNN score
-            posterior_names = [*method.uncertainty_kinds(), "mc_dispersion"]
-        self.extra = method.extra_uncertainty_kinds()  # e.g. a loss-prediction head's predicted_loss
-        self.names = [*posterior_names, *self.extra, "knn_distance"] + (["density"] if self.density is not None else [])
+            posterior_names = [k for k in method.uncertainty_kinds() if k not in self.extra] + ["mc_dispersion"]
+        method_names = [k for k in method.uncertainty_kinds() if k in set(posterior_names) | set(self.extra)]
+        self.names = method_names + [n for n in posterior_names if n not in method_names] + ["knn_distance"]
+        self.names += ["density"] if self.density is not None else []
         family = method.posterior_class.uncertainty_descriptions() if method.probabilistic else {}
         self.descriptions = {**family, **method.extra_uncertainty_descriptions(), **GENERIC_SCORES}
-        self.primary = posterior_names[0] if method.probabilistic else "knn_distance"
+        self.primary = method_names[0] if method_names else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
         """{score: [N]} for images uint8/float [N, C, H, W]; ``feats``: their representation if already known."""

@@ -38,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from probssl.config import MethodConfig
+from probssl.data import to_float_images
 from probssl.distributions import PointMass, Posterior, StraightThroughBernoulli
+from probssl.methods.epistemic import FeatureDensity
 
 REPRESENTATIONS = ("backbone", "mean", "direction", "sample", "bits")
 #: Training objectives of the :class:`LossPredictor`: the paper's pairwise ranking hinge, or squared error.
@@ -146,6 +148,7 @@ class Method(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.loss_predictor: LossPredictor | None = None  # see attach_loss_predictor
+        self.feature_density: FeatureDensity | None = None  # see attach_feature_density
         self._feature_tap: list[Tensor] | None = None  # encode_views records its features here when a list
 
     @classmethod
@@ -208,23 +211,76 @@ class Method(nn.Module):
         pred = self.loss_predictor(feats.float())  # [V, N]
         return self.loss_predictor.training_loss(pred, target.expand_as(pred))
 
+    def attach_feature_density(self) -> None:
+        """Carry an epistemic density of the backbone features (``method.epistemic: true``), fitted by
+        :meth:`on_train_end`."""
+        self.feature_density = FeatureDensity(int(self.backbone.feature_dim))
+
+    def on_train_end(self, images: Tensor, batch_size: int = 512) -> None:
+        """Called by the trainer when training finishes, before the final checkpoint, with the training images
+        (uint8 [N, C, H, W]): fits the feature density and the scales of the combined score (if attached)."""
+        if self.feature_density is None:
+            return
+        was_training = self.training
+        self.eval()
+        aleatoric_kind = self.posterior_class.default_uncertainty if self.probabilistic else None
+        feats, aleatoric = [], []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = to_float_images(images[i : i + batch_size])
+                f = self.forward_features(x)
+                feats.append(f.float().cpu())
+                if aleatoric_kind:
+                    aleatoric.append(self.posterior(x).uncertainty(self.aleatoric_kind()).float().cpu())
+            features = torch.cat(feats)
+            self.feature_density.fit(features)
+            density = self.feature_density.distance(features)
+            self.feature_density.set_stats(torch.cat(aleatoric) if aleatoric else torch.zeros_like(density), density)
+        self.train(was_training)
+
+    def aleatoric_kind(self) -> str:
+        """The posterior score the combined score uses: the method's default if it is a posterior score, else the
+        family's."""
+        kinds = self.posterior_class.uncertainty_kinds()
+        return self.default_uncertainty if self.default_uncertainty in kinds else kinds[0]
+
+    def _density_scores(self, images: Tensor, features: Tensor) -> dict[str, Tensor]:
+        density = self.feature_density.distance(features)
+        if self.probabilistic:
+            aleatoric = self.posterior(images).uncertainty(self.aleatoric_kind()).float()
+            return {"epistemic": density, "combined": self.feature_density.combined(aleatoric, density)}
+        return {"epistemic": density}
+
     @torch.no_grad()
     def extra_uncertainty(self, images: Tensor) -> dict[str, Tensor]:
         """[N, C, H, W] -> {score name: [N]} of scores that are not the posterior family's (higher = more
-        uncertain): ``predicted_loss`` when a loss predictor is attached, else none. Evaluation reads these
-        next to ``uncertainty_kinds()``."""
-        if self.loss_predictor is None:
-            return {}
-        return {PREDICTED_LOSS: self.loss_predictor(self.forward_features(images).float())}
+        uncertain): ``predicted_loss`` with a loss predictor, ``epistemic`` and ``combined`` with a fitted feature
+        density. ``uncertainty_kinds()`` lists them after the family's."""
+        out = {}
+        features = self.forward_features(images)
+        if self.loss_predictor is not None:
+            out[PREDICTED_LOSS] = self.loss_predictor(features.float())
+        if self.feature_density is not None and bool(self.feature_density.fitted):
+            out.update(self._density_scores(images, features))
+        return out
 
     def extra_uncertainty_kinds(self) -> list[str]:
         """Names of the scores ``extra_uncertainty`` returns."""
-        return [PREDICTED_LOSS] if self.loss_predictor is not None else []
+        kinds = [PREDICTED_LOSS] if self.loss_predictor is not None else []
+        if self.feature_density is not None and bool(self.feature_density.fitted):
+            kinds += ["epistemic", "combined"] if self.probabilistic else ["epistemic"]
+        return kinds
 
     def extra_uncertainty_descriptions(self) -> dict[str, str]:
         """name -> what it measures, for every ``extra_uncertainty_kinds()``."""
-        text = "the loss-prediction head's predicted per-sample SSL loss (Kirchhof et al. 2024)"
-        return {PREDICTED_LOSS: text} if self.loss_predictor is not None else {}
+        text = {
+            PREDICTED_LOSS: "the loss-prediction head's predicted per-sample SSL loss (Kirchhof et al. 2024)",
+            "epistemic": "squared Mahalanobis distance of the backbone features to a Gaussian fitted (label-free) to "
+            "the training features when training ended: epistemic",
+            "combined": "z(aleatoric posterior score) + z(density), each z-scored with the training split's mean "
+            "and std: aleatoric + epistemic",
+        }
+        return {k: text[k] for k in self.extra_uncertainty_kinds()}
 
     def forward_features(self, images: Tensor) -> Tensor:
         """[N, C, H, W] -> backbone features [N, F]."""
@@ -249,13 +305,17 @@ class Method(nn.Module):
         """Called by the trainer after each optimiser step (e.g. to update a momentum encoder)."""
 
     def uncertainty(self, images: Tensor, kind: str | None = None) -> Tensor:
-        """[N, C, H, W] -> the posterior's score ``kind`` (default: the method's ``default_uncertainty``,
-        else the family's), [N]."""
-        return self.posterior(images).uncertainty(kind or self.default_uncertainty)
+        """[N, C, H, W] -> the score ``kind`` [N] (default: the method's ``uncertainty_kinds()[0]``): a posterior
+        score, or one of ``extra_uncertainty_kinds()`` (predicted loss, density, combined)."""
+        kind = kind or self.uncertainty_kinds()[0]
+        if kind in self.extra_uncertainty_kinds():
+            return self.extra_uncertainty(images)[kind]
+        return self.posterior(images).uncertainty(kind)
 
     def uncertainty_kinds(self) -> list[str]:
-        """Scores the posterior of this method offers (the method's default first)."""
-        kinds = self.posterior_class.uncertainty_kinds()
+        """Every score of this method: the posterior family's and the extra ones, the method's default first
+        (``default_uncertainty`` when it is available, else the family's default)."""
+        kinds = [*self.posterior_class.uncertainty_kinds(), *self.extra_uncertainty_kinds()]
         default = self.default_uncertainty
         return [default, *(k for k in kinds if k != default)] if default in kinds else kinds
 

@@ -82,4 +82,22 @@ def create_method(config: Config, image_shape: tuple[int, int, int], backbone: n
     c = config.method
     if getattr(c, "loss_prediction", False):  # contrastive configs have it (SimCLRConfig and its subclasses)
         method.attach_loss_predictor(config.model.head_hidden_dim, objective=c.loss_prediction_objective)
+    if c.epistemic:
+        method.attach_feature_density()
+    if c.uncertainty_score is not None:
+        _set_default_score(method, c.uncertainty_score)
     return method
+
+
+def _set_default_score(method: Method, name: str) -> None:
+    family = method.posterior_class.uncertainty_kinds()
+    extras = ["predicted_loss"] * (method.loss_predictor is not None)
+    extras += (["epistemic", "combined"] if method.probabilistic else ["epistemic"]) * (
+        method.feature_density is not None
+    )
+    if name not in [*family, *extras]:
+        raise ConfigError(
+            f"method.uncertainty_score={name!r} is not a score of {method.name}; its scores: "
+            f"{', '.join([*family, *extras])}{' (epistemic and combined need method.epistemic=true)' if not extras else ''}"
+        )
+    method.default_uncertainty = name

@@ -521,6 +521,8 @@ class Trainer:
                 self.batch_in_epoch = 0
                 self._call("on_epoch_end")
             finished = self.step >= self.total_steps
+            if finished:
+                self.method.on_train_end(self.images)  # e.g. fit an epistemic density, before the final checkpoint
             if finished or (t.checkpoint_every > 0 and self.epoch % t.checkpoint_every == 0):
                 self.save()
 

@@ -49,8 +49,13 @@ def test_ambiguity_blends_and_crops(metrics):
 
 
 def test_a_loss_prediction_head_is_scored_like_every_other_score(tmp_path):
-    overrides = ["train.epochs=2", "train.batch_size=64", "train.progress=false", "method.loss_prediction=true",
-                 "data.train_subset=256"]
+    overrides = [
+        "train.epochs=2",
+        "train.batch_size=64",
+        "train.progress=false",
+        "method.loss_prediction=true",
+        "data.train_subset=256",
+    ]
     Trainer(load_config("simclr-digits", overrides=overrides), tmp_path / "run").fit()
     m = evaluate_run(tmp_path / "run", mode="quick", ood=["noise"], write=False)
     u = m["uncertainty"]

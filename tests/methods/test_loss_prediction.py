@@ -125,7 +125,7 @@ def test_config_attaches_the_predictor_and_exposes_predicted_loss(name):
     scores = method.extra_uncertainty(torch.rand(5, *SHAPE))
     assert set(scores) == {"predicted_loss"} and scores["predicted_loss"].shape == (5,)
     assert (scores["predicted_loss"] > 0).all()
-    assert "predicted_loss" not in method.uncertainty_kinds()  # the posterior family's scores are separate
+    assert "predicted_loss" in method.uncertainty_kinds()  # the method-level scores include the extra ones
     fresh = _method(name, "method.loss_prediction=true")
     fresh.load_state_dict(method.state_dict())  # the predictor is part of the checkpoint
 

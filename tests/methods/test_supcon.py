@@ -24,6 +24,7 @@ PRESETS = ["supcon-digits", "supcon-mnist", "supcon-fashion-mnist"]
 
 def epoch_mean_losses(run_dir):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if "loss" in r]  # training records (the online monitors log their own)
     by_epoch: dict[int, list[float]] = {}
     for r in records:
         by_epoch.setdefault(r["epoch"], []).append(r["loss"])

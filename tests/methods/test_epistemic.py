@@ -1,0 +1,53 @@
+"""method.epistemic: a Gaussian of the training features fitted when training ends, carried by checkpoints and
+exports, and the combined aleatoric + epistemic score."""
+
+import pytest
+import torch
+
+from probssl.config import ConfigError, load_config
+from probssl.evaluation import evaluate_run
+from probssl.train import Trainer, load_run
+
+TINY = [
+    "train.epochs=2",
+    "train.batch_size=64",
+    "data.train_subset=256",
+    "train.progress=false",
+    "method.epistemic=true",
+    "method.uncertainty_score=combined",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("epistemic") / "run"
+    Trainer(load_config("vsimclr-digits", overrides=TINY), run).fit()
+    return run
+
+
+def test_fitted_when_training_ends_and_reloaded_from_the_checkpoint(run):
+    _, method, _ = load_run(run)
+    assert bool(method.feature_density.fitted)
+    assert method.uncertainty_kinds()[0] == "combined" and "epistemic" in method.uncertainty_kinds()
+    x = torch.rand(5, 1, 8, 8)
+    u = method.uncertainty(x)
+    assert u.shape == (5,) and torch.isfinite(u).all()
+    # combined = z(aleatoric) + z(epistemic): recompute it from its parts
+    s = method.feature_density.stats
+    aleatoric = method.posterior(x).uncertainty(method.aleatoric_kind()).double()
+    epistemic = method.uncertainty(x, "epistemic").double()
+    expected = (aleatoric - s[0]) / s[1] + (epistemic - s[2]) / s[3]
+    torch.testing.assert_close(u.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_combined_score_is_the_reported_default_and_flags_noise(run):
+    m = evaluate_run(run, mode="quick", ood=["noise"], write=False)
+    u = m["uncertainty"]
+    assert u["primary"] == "combined" and {"epistemic", "combined"} <= set(u["scores_available"])
+    assert u["scores"]["epistemic"]["ood"]["noise"]["auroc"] > 0.9
+
+
+def test_an_unknown_default_score_is_one_clear_error(tmp_path):
+    config = load_config("vsimclr-digits", overrides=["method.uncertainty_score=combined", "train.progress=false"])
+    with pytest.raises(ConfigError, match="need method.epistemic=true"):
+        Trainer(config, tmp_path / "r")
