@@ -46,6 +46,7 @@ CONFIGS = {
     "mcinfonce": ("mcinfonce-{d}", []),
     "simclr-losspred": ("simclr-{d}", ["method.loss_prediction=true"]),
     "vsimclr-losspred": ("vsimclr-{d}", ["method.loss_prediction=true"]),
+    "uncertainty": ("uncertainty-{d}", []),  # the recommended preset: vsimclr + the epistemic head
     "simclr-heldout": ("simclr-{d}", [f"data.classes={HELD_OUT_CLASSES}"]),
     "vsimclr-heldout": ("vsimclr-{d}", [f"data.classes={HELD_OUT_CLASSES}"]),
 }

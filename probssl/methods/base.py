@@ -239,10 +239,11 @@ class Method(nn.Module):
         self.train(was_training)
 
     def aleatoric_kind(self) -> str:
-        """The posterior score the combined score uses: the method's default if it is a posterior score, else the
-        family's."""
+        """The posterior score the combined score uses: the method CLASS's evidence-chosen default when it is a
+        posterior score (a config's ``uncertainty_score`` does not change it), else the family's default."""
         kinds = self.posterior_class.uncertainty_kinds()
-        return self.default_uncertainty if self.default_uncertainty in kinds else kinds[0]
+        default = type(self).default_uncertainty
+        return default if default in kinds else kinds[0]
 
     def _density_scores(self, images: Tensor, features: Tensor) -> dict[str, Tensor]:
         density = self.feature_density.distance(features)
