@@ -112,6 +112,7 @@ def test_uncertainty_section(vsimclr_run):
         "trace",
         "mc_dispersion",
         "knn_distance",
+        "density",
     }
     for name in ("sigma_mean", "trace", "angular_spread"):
         assert u["scores"][name]["mean_test"] > 0
@@ -175,36 +176,23 @@ def test_compression_style_and_map_sections(vsimclr_run):
 # ----------------------------------------------------------------------------- deterministic / generative
 
 
-class _ToyGenerative(torch.nn.Module):
-    """An untrained SimCLR with the duck-typed extras of generative methods."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.name, self.probabilistic, self.default_representation = "toy", False, "backbone"
-
-    def represent(self, images, kind="auto"):
-        return self.inner.represent(images, kind)
-
-    def posterior(self, images):
-        return self.inner.posterior(images)
-
-    def reconstruct(self, images):
-        return images.flip(-1)
-
-    def sample(self, n, generator=None):
-        return torch.rand(n, 1, 8, 8, generator=generator)
+def _toy_generative(method):
+    """An untrained SimCLR given the reconstruct / sample methods of generative methods."""
+    method.reconstruct = lambda images: images.flip(-1)
+    method.sample = lambda n, generator=None: torch.rand(n, 1, 8, 8, generator=generator)
+    return method
 
 
 def test_deterministic_method_gets_a_knn_row_and_generative_images(tmp_path):
     config = load_config("simclr-digits", overrides=["data.train_subset=256"])
     splits = load_splits(config)
-    method = _ToyGenerative(create_method(config, splits.image_shape))
+    method = _toy_generative(create_method(config, splits.image_shape))
     opts = EvalOptions.quick(
         ood=("vflip",), images=True, mlp=False, clustering=False, information=False, alignment=False
     )
     m = evaluate_method(method, splits, opts, config=config, image_dir=tmp_path)
-    assert m["uncertainty"]["primary"] == "knn_distance" and list(m["uncertainty"]["scores"]) == ["knn_distance"]
+    assert m["uncertainty"]["primary"] == "knn_distance"
+    assert list(m["uncertainty"]["scores"]) == ["knn_distance", "density"]  # the two scores every method has
     assert "mean_uncertainty" not in m and m["options"]["style"] is False
     assert {"certainty", "reconstructions", "samples"} <= set(m["images"])
     for path in m["images"].values():
