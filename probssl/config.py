@@ -75,6 +75,12 @@ class DataConfig:
     train_subset: int | None = spec(None, minimum=2)  # cap on training images, for quick runs
     download: bool = spec(True, operational=True)
     classes: list[int] | None = None  # train (and evaluate) on these class indices only; the rest is held out
+    # Your own images (data.name: folder): a common size for images of different sizes (None: all must match),
+    # how to get there, and the background that transparent pixels are composited on (0 black .. 255 white).
+    image_size: int | None = spec(None, minimum=1)
+    resize: str = spec("short-side-crop", choices=("short-side-crop", "stretch", "pad"))
+    alpha_background: int = spec(0, minimum=0, maximum=255)
+    max_image_pixels: int = spec(50_000_000, minimum=1)  # larger images are refused before decoding (bombs)
 
     def check(self) -> list[str]:
         problems = [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]

@@ -1,6 +1,6 @@
 """The user's own images, one sub-folder per class.
 
-Expected layout (file names are free; extensions ``.png .jpg .jpeg .bmp``, any case)::
+Expected layout (file names are free; extensions ``.png .jpg .jpeg .bmp .webp .tif .tiff``, any case)::
 
     data_dir/
       train/<class_name>/*.png     required; the class names are the train sub-folder names
@@ -11,9 +11,14 @@ Classes are numbered in sorted order of their folder names. Files are searched r
 inside each class folder, in sorted order, so the dataset is identical on every file system.
 Hidden files and folders (leading ``.``) and other extensions are ignored.
 
-All images must have the same width and height (the library does no resizing: a silently
-resized image is a different experiment). They are decoded with Pillow and converted to ``"L"``
-(one channel) if every image is grey-scale, otherwise all to ``"RGB"`` (alpha is dropped).
+Images are decoded with Pillow into uint8, one channel if every image is grey-scale (``L``, ``LA``, 16-bit, ``1``),
+else three: 16-bit images are scaled to 8 bits (x / 257, rounded: never clipped), palette images are expanded,
+and transparency is composited on ``data.alpha_background`` (default 0, black). Images of different sizes need
+``data.image_size`` (a silently resized image is a different experiment, so without it they must all match):
+``data.resize`` = ``short-side-crop`` (scale the short side to the size, centre crop), ``stretch`` (to a square)
+or ``pad`` (scale the long side, pad with the background). Each file is visited once: symlinks are resolved, a
+symlink loop or a second link to the same file never inflates or mislabels the set. An image above
+``data.max_image_pixels`` pixels is refused from its header, before it is decoded.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from .registry import DatasetFamily, register_dataset
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderScan", "scan_folder", "read_folder"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _SPLITS = ("train", "val", "test")
 
@@ -87,14 +93,17 @@ def scan_folder(data_dir: str | os.PathLike) -> FolderScan:
                 f"Folder dataset {root}: image {stray[0]} is directly inside {split}/, but each "
                 f"image must be inside its class folder. {_LAYOUT}"
             )
-        for class_dir in sorted(d for d in _visible(split_dir) if d.is_dir()):
+        class_dirs = sorted(d for d in _visible(split_dir) if d.is_dir())
+        real_dirs = {os.path.realpath(d) for d in class_dirs}
+        seen: set[str] = set()
+        for class_dir in class_dirs:
             if class_dir.name not in index:
                 raise DataError(
                     f"Folder dataset {root}: class folder {class_dir} has no counterpart in "
                     f"train/ (train classes: {', '.join(classes)}). Every class must have "
                     f"training images; rename or remove the folder."
                 )
-            images = _images_in(class_dir)
+            images = _images_in(class_dir, seen, frozenset(real_dirs - {os.path.realpath(class_dir)}))
             if not images:
                 raise DataError(
                     f"Folder dataset {root}: class folder {class_dir} contains no images "
@@ -109,54 +118,30 @@ def scan_folder(data_dir: str | os.PathLike) -> FolderScan:
     return FolderScan(root=str(root), classes=classes, splits=tuple(splits))
 
 
-def read_folder(scan: FolderScan) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
-    """Decode ``(train, val or None, test)`` of a scanned folder dataset.
+def read_folder(
+    scan: FolderScan,
+    image_size: int | None = None,
+    resize: str = "short-side-crop",
+    alpha_background: int = 0,
+    max_image_pixels: int = 50_000_000,
+) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """Decode ``(train, val or None, test)`` of a scanned folder dataset (options: see the module docstring).
 
     Images are uint8 ``[N, C, H, W]`` with C = 1 (all grey) or 3; labels int64 ``[N]``.
 
     Raises:
-        DataError naming the file if an image cannot be read, or if its size differs from the
-        first training image's (with both sizes).
+        DataError naming the file if an image cannot be read, is too large, or (without ``image_size``) has
+        another size than the first training image; or if the decoded set would not fit in memory.
     """
-    from PIL import Image  # imported lazily: only folder datasets need Pillow
-
-    all_files = [e for _, entries in scan.splits for e in entries]
-    # Pass 1 reads only headers (Pillow opens lazily): fails fast on a bad size before decoding
-    # thousands of images, and decides the channel count for the whole dataset at once.
-    expected: tuple[int, int] | None = None
-    first = ""
-    grey = True
-    for path, *_ in all_files:
-        try:
-            with Image.open(path) as img:
-                size, mode = img.size, img.mode
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise _unreadable(path, exc) from exc
-        if expected is None:
-            expected, first = size, path
-        elif size != expected:
-            raise DataError(
-                f"Folder dataset image {path} is {size[0]}x{size[1]} pixels (width x height) but "
-                f"the dataset's images are {expected[0]}x{expected[1]} (the size of {first}). All "
-                f"images must have the same size: resize or remove this one."
-            )
-        grey = grey and mode in _GREY_MODES
-    assert expected is not None  # scan_folder guarantees at least one training image
-    mode = "L" if grey else "RGB"
-    width, height = expected
-
+    all_files = [e[0] for _, entries in scan.splits for e in entries]
+    grey, size = _headers(all_files, image_size, max_image_pixels)
+    width, height = size
+    _check_memory(len(all_files) * height * width * (1 if grey else 3), scan.root)
     out = {}
     for split, entries in scan.splits:
         pixels = np.empty((len(entries), height, width, 1 if grey else 3), dtype=np.uint8)
         for i, (path, *_) in enumerate(entries):
-            try:
-                with Image.open(path) as img:
-                    array = np.asarray(img.convert(mode), dtype=np.uint8)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                raise _unreadable(path, exc) from exc
-            if array.shape[:2] != (height, width):  # pragma: no cover - e.g. file changed mid-read
-                raise DataError(f"Folder dataset image {path} changed size while being read; retry.")
-            pixels[i] = array.reshape(height, width, -1)
+            pixels[i] = _decode(path, grey, size, resize, alpha_background).reshape(height, width, -1)
         labels = np.fromiter((label for _, label, _, _ in entries), dtype=np.int64, count=len(entries))
         out[split] = ImageDataset(
             images=torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))),
@@ -167,6 +152,119 @@ def read_folder(scan: FolderScan) -> tuple[ImageDataset, ImageDataset | None, Im
     return out["train"], out.get("val"), out["test"]
 
 
+def _open(path: str):
+    """Pillow image of ``path`` with its decompression-bomb warning turned into an error (naming the file)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _unreadable(path, exc) from exc
+
+
+def _headers(paths: list[str], image_size: int | None, max_pixels: int) -> tuple[bool, tuple[int, int]]:
+    """Pass 1, headers only (Pillow opens lazily): grey or colour for the whole set, and the common (W, H);
+    fails fast on a too-large or (without image_size) differently sized image before decoding thousands."""
+    expected, first, grey = None, "", True
+    for path in paths:
+        with _open(path) as img:
+            size, mode, bands = img.size, img.mode, img.getbands()
+        if size[0] * size[1] > max_pixels:
+            raise DataError(
+                f"Folder dataset image {path} is {size[0]}x{size[1]} pixels, above data.max_image_pixels = "
+                f"{max_pixels:,}: refused before decoding (a decompression bomb, or a photo to downscale first). "
+                "Shrink or remove it, or raise data.max_image_pixels."
+            )
+        if image_size is None and expected is not None and size != expected:
+            raise DataError(
+                f"Folder dataset image {path} is {size[0]}x{size[1]} pixels (width x height) but the dataset's "
+                f"images are {expected[0]}x{expected[1]} (the size of {first}). Set data.image_size (and "
+                "data.resize: short-side-crop | stretch | pad) to bring them to one size, or resize this one."
+            )
+        expected, first = (expected, first) if expected else (size, path)
+        grey = grey and (
+            mode in _GREY_MODES or (mode == "P" and _palette_is_grey(path)) or bands in (("L",), ("L", "A"))
+        )
+    assert expected is not None  # scan_folder guarantees at least one training image
+    return grey, (image_size, image_size) if image_size else expected
+
+
+def _palette_is_grey(path: str) -> bool:
+    with _open(path) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _to_array(img, grey: bool, background: int) -> np.ndarray:
+    """uint8 [H, W] or [H, W, 3] from any Pillow mode: 16-bit scaled (not clipped), alpha composited."""
+    if img.mode in _SIXTEEN_BIT:
+        values = np.asarray(img, dtype=np.float64)
+        eight = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)  # 65535 -> 255 exactly
+        return eight if grey else np.repeat(eight[..., None], 3, axis=-1)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("LA", "La", "RGBA", "RGBa", "PA"):
+        from PIL import Image
+
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    return np.asarray(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+
+
+def _fit(array: np.ndarray, size: tuple[int, int], resize: str, background: int) -> np.ndarray:
+    """Bring an image [H, W(, C)] to (W, H) = size by ``resize`` (short-side-crop | stretch | pad)."""
+    from PIL import Image
+
+    width, height = size
+    if array.shape[1] == width and array.shape[0] == height:
+        return array
+    img = Image.fromarray(array)
+    w, h = img.size
+    if resize == "stretch":
+        return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR))
+    scale = (max if resize == "short-side-crop" else min)(width / w, height / h)
+    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    w, h = img.size
+    if resize == "short-side-crop":
+        left, top = (w - width) // 2, (h - height) // 2
+        return np.asarray(img.crop((left, top, left + width, top + height)))
+    fill = background if img.mode == "L" else (background,) * 3
+    canvas = Image.new(img.mode, (width, height), fill)
+    canvas.paste(img, ((width - w) // 2, (height - h) // 2))
+    return np.asarray(canvas)
+
+
+def _decode(path: str, grey: bool, size: tuple[int, int], resize: str, background: int) -> np.ndarray:
+    with _open(path) as img:
+        try:
+            array = _to_array(img, grey, background)
+        except (OSError, ValueError) as exc:
+            raise _unreadable(path, exc) from exc
+    return _fit(array, size, resize, background)
+
+
+def _check_memory(needed: int, root: str) -> None:
+    """Refuse a dataset whose decoded pixels would not fit in the memory available now (Linux: MemAvailable)."""
+    try:
+        info = Path("/proc/meminfo").read_text()
+    except OSError:
+        return
+    for line in info.splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+            if needed > 0.8 * available:
+                raise DataError(
+                    f"Folder dataset {root} needs {needed / 2**30:.1f} GiB decoded, but only {available / 2**30:.1f} "
+                    "GiB of memory are available: set data.image_size to a smaller size, or use fewer images."
+                )
+            return
+
+
 def _visible(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
 
@@ -175,15 +273,29 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _images_in(class_dir: Path) -> list[Path]:
+def _images_in(class_dir: Path, seen: set[str] | None = None, others: frozenset[str] = frozenset()) -> list[Path]:
+    """Images below ``class_dir`` in sorted order, each real file once. Symlinked folders are followed (a class
+    may live elsewhere), but never into a folder already visited, an ancestor of the class folder, or another
+    class's folder (``others``, real paths): so ``train/a/loop -> ..`` neither loops nor labels b's images as a.
+    ``seen``: real paths of files already taken (shared across a split's classes: a second link is skipped)."""
+    seen = set() if seen is None else seen
+    home = os.path.realpath(class_dir)
+    visited_dirs: set[str] = set()
     found = []
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        real_dir = os.path.realpath(dirpath)
+        if real_dir in visited_dirs or real_dir in others or home.startswith(real_dir + os.sep):
+            dirnames[:] = []  # a loop, a parent, or another class: do not descend
+            continue
+        visited_dirs.add(real_dir)
         # Prune hidden folders in place so os.walk does not descend into them; sort for a
         # file-system independent order.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and _is_image(path):
+            real = os.path.realpath(path)
+            if not name.startswith(".") and _is_image(path) and os.path.isfile(real) and real not in seen:
+                seen.add(real)
                 found.append(path)
     return found
 
@@ -195,25 +307,28 @@ def _unreadable(path: str, exc: BaseException) -> DataError:
     )
 
 
-def _locate(data_dir, download: bool) -> tuple:
+def _locate(
+    data_dir, download: bool, image_size=None, resize="short-side-crop", alpha_background=0, max_image_pixels=50_000_000
+) -> tuple:
     if data_dir is None or str(data_dir) == "":
         raise DataError(
             "The 'folder' dataset needs data_dir: the folder that holds your train/ and "
             "test/ image folders (DATA_DIR/train/<class_name>/<image>.png)."
         )
-    return (scan_folder(data_dir),)
+    return (scan_folder(data_dir), image_size, resize, alpha_background, max_image_pixels)
 
 
-def _decode(source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
-    return read_folder(source[0])
+def _decode_source(source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    return read_folder(*source)
 
 
 register_dataset(
     DatasetFamily(
         "folder",
         _locate,
-        _decode,
+        _decode_source,
         description="your own images: ROOT/train/<class>/*.png, ROOT/test/<class>/... (optional ROOT/val/)",
         data_dir_is_root=True,
+        options=("image_size", "resize", "alpha_background", "max_image_pixels"),
     )
 )

@@ -63,6 +63,8 @@ class DatasetFamily:
     # data_dir is the dataset's own folder (a user's images), not a root holding many datasets: another
     # dataset loaded beside it (an OOD set) must not look for its files there.
     data_dir_is_root: bool = False
+    # Names of DataConfig fields the family takes as keyword options of ``locate`` (e.g. folder: image_size).
+    options: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, DatasetFamily] = {}
@@ -138,6 +140,7 @@ def load_dataset(
     split_seed: int = 0,
     download: bool = True,
     train_subset: int | None = None,
+    **options,
 ) -> DataSplits:
     """Load a dataset as train / val / test :class:`ImageDataset` splits.
 
@@ -173,7 +176,13 @@ def load_dataset(
     split_seed = _check_int("split_seed", split_seed, minimum=0)
     if train_subset is not None:
         train_subset = _check_int("train_subset", train_subset, minimum=1)
-    source = _FAMILIES[key].locate(data_dir, download)
+    family = _FAMILIES[key]
+    unknown = sorted(set(options) - set(family.options))
+    if unknown:
+        raise DataError(
+            f"dataset {key!r} takes no option {', '.join(unknown)} (its options: {', '.join(family.options) or 'none'})"
+        )
+    source = family.locate(data_dir, download, **options)
     return _split(key, source, val_fraction, split_seed, train_subset)
 
 
@@ -258,6 +267,8 @@ def load_splits(data: DataConfig | Config) -> DataSplits:
 
 
 def _load_configured(data: DataConfig) -> DataSplits:
+    family = dataset_family(data.name)
+    options = {key: getattr(data, key) for key in family.options}
     return load_dataset(
         data.name,
         data.data_dir,
@@ -265,6 +276,7 @@ def _load_configured(data: DataConfig) -> DataSplits:
         split_seed=data.split_seed,
         download=data.download,
         train_subset=data.train_subset,
+        **options,
     )
 
 
