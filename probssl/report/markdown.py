@@ -23,7 +23,7 @@ from probssl.evaluation.options import RUNTIME_KEYS
 from probssl.report.format import table
 from probssl.report.plots import plot_loss_curves, plot_monitor_curves
 from probssl.report.sections import ReportContext, renderer_for
-from probssl.train.logging import MetricsLog
+from probssl.train.logging import MetricsLog, read_status
 
 __all__ = ["aggregate", "flat_metrics", "group_key", "group_runs", "load_eval", "write_report"]
 
@@ -151,6 +151,15 @@ def _aggregate_groups(groups: dict[str, list[tuple[Path, dict]]]) -> dict[str, d
     return agg
 
 
+def _stale(run_dir: Path, m: dict) -> str:
+    """' (stale: ...)' when the run trained past the step its eval.json evaluated."""
+    evaluated = (m.get("run") or {}).get("step")
+    trained = read_status(run_dir).get("step")
+    if isinstance(evaluated, int) and isinstance(trained, int) and evaluated < trained:
+        return f" (**stale**: evaluated at step {evaluated}, trained to {trained})"
+    return ""
+
+
 def _runs_table(r: ReportContext) -> list[str]:
     lines = [
         "## Runs",
@@ -170,7 +179,7 @@ def _runs_table(r: ReportContext) -> list[str]:
         rep_text = f"{rep.get('kind')} ({rep.get('dim')}-d)" if isinstance(rep, dict) else str(rep)
         method = str(m.get("run", {}).get("method", m.get("method", "–")))
         sizes = f"{splits.get('train', '–')}/{splits.get('val', '–')}/{splits.get('test', '–')}"
-        dirs = ", ".join(f"`{x[0]}`" for x in runs)
+        dirs = ", ".join(f"`{x[0]}`" + _stale(x[0], x[1]) for x in runs)
         rows.append(
             [
                 label,

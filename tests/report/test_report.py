@@ -183,3 +183,13 @@ def test_plot_functions_write_pngs(tmp_path):
     ]
     for path in written:
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
+
+
+def test_a_stale_evaluation_is_marked(tmp_path):
+    run = _fake_run(tmp_path, "a", "simclr", 0, 0.7)
+    m = json.loads((run / "eval.json").read_text())
+    m["run"]["step"] = 15
+    (run / "eval.json").write_text(json.dumps(m))
+    (run / "status.json").write_text(json.dumps({"status": "finished", "step": 100}))
+    write_report([run], tmp_path / "rep")
+    assert "stale**: evaluated at step 15, trained to 100" in (tmp_path / "rep" / "report.md").read_text()
