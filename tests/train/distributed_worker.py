@@ -23,6 +23,7 @@ PRESETS = {
     "vsupcon": "vsupcon-digits",
     "simvae": "simvae-digits",
     "vicreg": "vicreg-digits",
+    "moco": "moco-digits",
 }
 GLOBAL_N, VIEWS, DIM = 16, 2, 16
 
@@ -68,6 +69,7 @@ torch.randn = fixed_randn  # the distributions draw eps with torch.randn(shape, 
 terms = model(views[:, share], labels[share] if method.supervised else None)
 loss = sum(terms.values())
 loss.backward()
+method.after_optimizer_step(0, 1)  # e.g. MoCo: momentum update and enqueue of every rank's keys
 if world > 1:
     # DDP averaged the gradients; the global loss is the mean of the equal-sized local losses.
     loss = loss.detach().clone()
@@ -76,6 +78,7 @@ if world > 1:
 if rank == 0:
     out = {f"grad/{k}": p.grad.contiguous() for k, p in method.named_parameters() if p.grad is not None}
     out["loss"] = loss.detach().reshape(1)
+    out.update({f"buffer/{k}": b.contiguous() for k, b in method.named_buffers() if k in ("queue", "queue_ptr")})
     save_file(out, OUT)
 if world > 1:
     dist.barrier()

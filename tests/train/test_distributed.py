@@ -47,7 +47,7 @@ def _run(method: str, world: int, out: Path) -> dict:
     return load_file(str(out))
 
 
-@pytest.mark.parametrize("method", ["simclr", "vsimclr", "supcon", "simvae", "vicreg"])
+@pytest.mark.parametrize("method", ["simclr", "vsimclr", "supcon", "simvae", "vicreg", "moco"])
 def test_two_processes_equal_one_process(method, tmp_path):
     single = _run(method, 1, tmp_path / "single.safetensors")
     double = _run(method, 2, tmp_path / "double.safetensors")
