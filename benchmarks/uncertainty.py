@@ -51,6 +51,7 @@ CONFIGS = {
     "vsimclr-heldout": ("vsimclr-{d}", [f"data.classes={HELD_OUT_CLASSES}"]),
 }
 DEFAULT_CONFIGS = [
+    "uncertainty",
     "simclr",
     "vsimclr",
     "vsimclr-paper",

@@ -5,7 +5,7 @@
 
 Default-score rule (the one the library's per-method defaults follow): for each config, among the scores its
 posterior family offers, the one with the highest mean OOD AUROC over the four OOD sets (MNIST -> Fashion-MNIST,
-MNIST -> noise, Fashion-MNIST -> MNIST, Fashion-MNIST -> noise); when VCL's log_det_cov is within 0.01 of the
+MNIST -> noise, Fashion-MNIST -> MNIST, Fashion-MNIST -> noise); when VCL's log_det_cov is within 0.02 of the
 best (sigma-based scores of one posterior are nearly the same ranking), log_det_cov. A default below 0.5 on any set
 is flagged.
 """
@@ -20,7 +20,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS = ("mnist", "fashion-mnist")
 GENERIC = {"mc_dispersion", "knn_distance", "density", "predicted_loss", "epistemic", "combined"}
 OOD_KEYS = ("ood_auroc/other", "ood_auroc/noise")
-PAPER_SCORE, TIE = "log_det_cov", 0.01
+PAPER_SCORE, TIE = "log_det_cov", 0.02  # 0.02: below the seed-to-seed standard error of these AUROCs
 TARGETS = {  # issue #10's targets for the recommended preset's own score
     "ood_auroc/other": 0.95,
     "ood_auroc/noise": 0.95,

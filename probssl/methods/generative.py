@@ -69,6 +69,7 @@ class GenerativeMethod(Method):
     default_representation = "mean"
     posterior_class = DiagonalNormal
     config_class = GenerativeConfig
+    default_uncertainty = "log_det_cov"  # ranked first for SimVAE on both uncertainty suites (docs/uncertainty.md)
 
     def __init__(
         self,

@@ -114,6 +114,8 @@ class SCL(Method):
     probabilistic = True
     posterior_class = DiagonalNormal  # StraightThroughBernoulli for the bernoulli latent (set per instance)
     config_class = SCLConfig
+    # gaussian latent: trace ranked first on both uncertainty suites (docs/uncertainty.md); bernoulli: bit_entropy
+    default_uncertainty = "trace"
     default_representation = "mean"  # "bits" for the bernoulli latent (set per instance)
 
     def __init__(

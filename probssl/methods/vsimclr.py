@@ -72,6 +72,8 @@ class VSimCLR(Method):
     probabilistic = True
     posterior_class = ProjectedNormal  # PowerSpherical / VonMisesFisher for the sphere families (set per instance)
     config_class = VSimCLRConfig
+    # VCL's log det K: the best posterior score on both uncertainty suites within seed noise (docs/uncertainty.md)
+    default_uncertainty = "log_det_cov"
 
     def __init__(
         self,

@@ -158,7 +158,7 @@ def test_compression_style_and_map_sections(vsimclr_run):
     primary = m["uncertainty"]["primary"]
     assert s["uncertainty_score"] == primary
     assert s["ood_auroc/noise"] == m["uncertainty"]["scores"][primary]["ood"]["noise"]["auroc"]
-    assert s["mean_uncertainty"] == m["mean_uncertainty"] > 0
+    assert s["mean_uncertainty"] == m["mean_uncertainty"] and math.isfinite(s["mean_uncertainty"])  # log det: any sign
     assert set(m["timing"]) >= {
         "features",
         "linear",
