@@ -111,7 +111,10 @@ class Scorer:
         self.names += ["density"] if self.density is not None else []
         family = method.posterior_class.uncertainty_descriptions() if method.probabilistic else {}
         self.descriptions = {**family, **method.extra_uncertainty_descriptions(), **GENERIC_SCORES}
-        self.primary = method_names[0] if method_names else "knn_distance"
+        # Deterministic methods report the kNN distance unless their config names another score (their only
+        # posterior score is 0; a loss predictor's score ranked below kNN on the suites, docs/uncertainty.md).
+        chosen = method.default_uncertainty in self.extra
+        self.primary = method_names[0] if method_names and (method.probabilistic or chosen) else "knn_distance"
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
         """{score: [N]} for images uint8/float [N, C, H, W]; ``feats``: their representation if already known."""
