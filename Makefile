@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test install install-test bench clean test-integrations
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ test: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
+
+# timm / torchvision backbones against the real packages, in their own venv (torch 2.14.1 + torchvision 0.29.1:
+# the tested torch 2.13.0 has no torchvision that imports). ~5.8 GB, several minutes to install from local disk.
+INT_VENV ?= .venv-integrations
+test-integrations:
+	test -x $(INT_VENV)/bin/python || $(PYTHON) -m venv $(INT_VENV)
+	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check timm pytest -e .
+	$(INT_VENV)/bin/python -m pytest -q tests/integrations
 
 bench: install
 	$(PY) benchmarks/throughput.py

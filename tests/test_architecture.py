@@ -72,6 +72,16 @@ def test_no_torchvision_import():
     assert not [p for p in ROOT.rglob("*.py") if banned & set(imports(p))]
 
 
+def test_timm_and_torchvision_are_only_reached_on_request():
+    """The one bridge to them (model.backbone: timm/NAME | torchvision/NAME) imports them lazily, by name."""
+    users = [
+        p.relative_to(ROOT)
+        for p in ROOT.rglob("*.py")
+        if 'import_module("timm")' in p.read_text() or 'import_module("torchvision")' in p.read_text()
+    ]
+    assert [str(p) for p in users] == ["models/registry.py"]
+
+
 def _long_functions(folder: Path, limit: int) -> list[str]:
     found = []
     for path in folder.rglob("*.py"):

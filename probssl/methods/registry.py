@@ -49,6 +49,10 @@ def backbone_kwargs(config: Config) -> dict:
         params = inspect.signature(resolve_backbone_factory(m.backbone)).parameters
     except (TypeError, ValueError):
         return kwargs
+    if m.backbone.startswith(("timm/", "torchvision/")):
+        if m.width is not None or m.feature_dim is not None:
+            _no_shorthands(m.backbone)
+        return dict(m.backbone_args)  # every option goes to the package's own constructor
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kwargs
     for key in kwargs:
@@ -60,6 +64,13 @@ def backbone_kwargs(config: Config) -> dict:
                 f"It takes: {', '.join(valid) or 'no options'}. Set {source}=null to leave it out."
             )
     return kwargs
+
+
+def _no_shorthands(backbone: str) -> None:
+    raise ConfigError(
+        f"model.width / model.feature_dim are convnet shorthands and do not apply to {backbone}; set them to null "
+        "(and pass the package's own options in model.backbone_args)"
+    )
 
 
 def create_method(config: Config, image_shape: tuple[int, int, int], backbone: nn.Module | None = None) -> Method:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -157,15 +158,91 @@ def _import_entry_point(name: str) -> Callable[..., Any]:
     return obj
 
 
+EXTERNAL_PREFIXES = ("timm/", "torchvision/")
+
+
+def is_external(name: str) -> bool:
+    """``timm/NAME`` or ``torchvision/NAME``: a model of an installed package (probssl never imports it otherwise)."""
+    return name.startswith(EXTERNAL_PREFIXES)
+
+
+def _timm_factory(model: str) -> Callable[..., nn.Module]:
+    def build(in_channels: int, image_size, pretrained_file: str | None = None, **kwargs) -> nn.Module:
+        kwargs.setdefault("in_chans", in_channels)  # timm adapts the stem to grey images
+        try:  # only when the user names a timm model: probssl does not depend on timm (tests/test_architecture.py)
+            timm = importlib.import_module("timm")
+        except ImportError:
+            raise ConfigError(f"model.backbone=timm/{model} needs timm: pip install 'probssl[timm]'") from None
+        net = timm.create_model(model, pretrained=False, num_classes=0, **kwargs)  # num_classes=0: features
+        return _load_weights(net, pretrained_file, f"timm/{model}")
+
+    return build
+
+
+def _torchvision_factory(model: str) -> Callable[..., nn.Module]:
+    def build(in_channels: int, image_size, pretrained_file: str | None = None, **kwargs) -> nn.Module:
+        try:  # only when the user names a torchvision model (see above)
+            torchvision = importlib.import_module("torchvision")
+        except ImportError:
+            raise ConfigError(
+                f"model.backbone=torchvision/{model} needs torchvision: pip install torchvision"
+            ) from None
+        net = torchvision.models.get_model(model, weights=None, **kwargs)
+        for attr in ("fc", "classifier", "head", "heads"):  # the classification layer becomes the identity
+            if hasattr(net, attr):
+                setattr(net, attr, nn.Identity())
+                break
+        net = _load_weights(net, pretrained_file, f"torchvision/{model}")
+        # torchvision's models take RGB: grey images are repeated over three channels in front of them
+        return net if in_channels == 3 else nn.Sequential(_RepeatChannels(3 // in_channels), net)
+
+    return build
+
+
+class _RepeatChannels(nn.Module):
+    def __init__(self, times: int):
+        super().__init__()
+        self.times = times
+
+    def forward(self, x):
+        return x.repeat(1, self.times, 1, 1)
+
+
+def _load_weights(net: nn.Module, path: str | None, name: str) -> nn.Module:
+    """Pretrained weights only from a local file (safetensors, or a torch state dict loaded with weights_only)."""
+    if path is None:
+        return net
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"model.backbone_args.pretrained_file={path}: no such file (weights for {name})")
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        state = torch.load(file, map_location="cpu", weights_only=True)  # weights_only: never runs code
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith(("fc.", "classifier.", "head."))]
+    if missing or unexpected:
+        raise ConfigError(f"{file} does not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return net
+
+
 def resolve_backbone_factory(name: str) -> Callable[..., Any]:
-    """The factory of a registered backbone name, or the callable named by ``package.module:callable``."""
+    """The factory of a registered backbone name, ``package.module:callable``, ``timm/NAME`` or
+    ``torchvision/NAME`` (the last two build the package's model without its classifier; weights only from a
+    local ``backbone_args.pretrained_file``, never downloaded)."""
+    if name.startswith("timm/"):
+        return _timm_factory(name[len("timm/") :])
+    if name.startswith("torchvision/"):
+        return _torchvision_factory(name[len("torchvision/") :])
     return _import_entry_point(name) if is_entry_point(name) else BACKBONES[name]
 
 
 @register_validator
 def _check_backbone_name(config: Config) -> list[str]:
     name = config.model.backbone
-    if is_entry_point(name) or name in BACKBONES:
+    if is_entry_point(name) or is_external(name) or name in BACKBONES:
         return []
     names = BACKBONES.names()
     return [
@@ -240,7 +317,7 @@ def create_backbone(name: str, in_channels: int, image_size: int | tuple[int, in
     if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels <= 0:
         raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
     _check_image_size(image_size)
-    if is_entry_point(name):
+    if is_entry_point(name) or is_external(name):
         model = _call_factory(factory, in_channels, image_size, kwargs)
         if not isinstance(model, nn.Module):
             raise TypeError(f"backbone factory {name!r} must return an nn.Module, got {type(model).__name__}")
