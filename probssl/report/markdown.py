@@ -160,6 +160,12 @@ def _stale(run_dir: Path, m: dict) -> str:
     return ""
 
 
+def _precision(run_dir: Path) -> str:
+    """The precision the run trained in and why (status.json; runs of probssl 0.1 did not record it)."""
+    status = read_status(run_dir)
+    return f"{status['precision']} ({status.get('precision_reason', '')})" if "precision" in status else "not recorded"
+
+
 def _runs_table(r: ReportContext) -> list[str]:
     lines = [
         "## Runs",
@@ -189,10 +195,11 @@ def _runs_table(r: ReportContext) -> list[str]:
                 str(len(runs)),
                 ", ".join(map(str, seeds)),
                 sizes,
+                _precision(runs[0][0]),
                 dirs,
             ]
         )
-    header = ["group", "method", "dataset", "representation", "n", "seeds", "train/val/test", "run dirs"]
+    header = ["group", "method", "dataset", "representation", "n", "seeds", "train/val/test", "precision", "run dirs"]
     return lines + table(header, rows)
 
 

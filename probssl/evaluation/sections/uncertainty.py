@@ -110,6 +110,10 @@ class Uncertainty(Section):
         for ood, r in primary["ood"].items():
             s[f"ood_auroc/{ood}"] = r["auroc"]
             s[f"ood_fpr95/{ood}"] = r["fpr95"]
+        # the same numbers under the names URL and torch-uncertainty use
+        s.update({f"ood/AUROC/{ood}": r["auroc"] for ood, r in primary["ood"].items()})
+        s.update({f"ood/FPR95/{ood}": r["fpr95"] for ood, r in primary["ood"].items()})
+        s["sc/AURC"], s["sc/AUGRC"] = primary["selective"]["aurc"], primary["selective"].get("augrc")
         for name, r in primary.get("corruption", {}).items():
             s[f"corruption_spearman/{name}"] = r["spearman"]
         return s
