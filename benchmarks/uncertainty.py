@@ -151,7 +151,7 @@ def current_default(label: str, dataset: str) -> str | None:
     config = load_config(preset.format(d=dataset), overrides=extra)
     method = create_method(config, (1, 28, 28))
     if config.method.epistemic:  # its extra scores exist once fitted: the default as configured
-        return config.method.uncertainty_score or method.uncertainty_kinds()[0]
+        return config.method.uncertainty_score or type(method).default_uncertainty or method.uncertainty_kinds()[0]
     return method.uncertainty_kinds()[0] if method.probabilistic else "knn_distance"
 
 
@@ -172,8 +172,11 @@ def aggregate(evals: dict[str, list[dict]], other: str) -> dict:
             rows = [score_metrics(m, name, other) for m in ms]
             keys = sorted({k for r in rows for k in r})
             per_score[name] = {k: mean_se([r[k] for r in rows if k in r]) for k in keys}
+        default = current_default(label, ms[0]["splits"]["dataset"])
         entry = {
-            "primary": current_default(label, ms[0]["splits"]["dataset"]) or ms[0]["uncertainty"]["primary"],
+            # this probssl's default for the config, if these runs have it (runs trained before a default head
+            # existed lack its score); else the one their eval.json reported
+            "primary": default if default in per_score else ms[0]["uncertainty"]["primary"],
             "primary_when_evaluated": ms[0]["uncertainty"]["primary"],
             "seeds": [m["run"]["seed"] for m in ms],
             "linear_acc": mean_se([m["summary"]["linear_acc"] for m in ms]),

@@ -74,7 +74,8 @@ class ProjectedNormal(DiagonalScaleScores, Posterior):
 
     #: Monte-Carlo sample count of ``entropy()``.
     entropy_num_samples = 64
-    default_uncertainty = "angular_spread"
+    # VCL's log det K: it ranked above angular_spread on both uncertainty suites (docs/uncertainty.md)
+    default_uncertainty = "log_det_cov"
 
     def __init__(self, loc: torch.Tensor, scale, validate_args: bool | None = None, num_nodes: int = DEFAULT_NUM_NODES):
         loc = torch.as_tensor(loc)

@@ -211,6 +211,12 @@ class Method(nn.Module):
         pred = self.loss_predictor(feats.float())  # [V, N]
         return self.loss_predictor.training_loss(pred, target.expand_as(pred))
 
+    def match_state(self, state: dict) -> None:
+        """Drop optional heads a checkpoint has no weights for (e.g. a feature density, on by default since
+        probssl 0.2, in a run written before it), so ``load_state_dict(state)`` fits."""
+        if self.feature_density is not None and "feature_density.fitted" not in state:
+            self.feature_density = None
+
     def attach_feature_density(self) -> None:
         """Carry an epistemic density of the backbone features (``method.epistemic: true``), fitted by
         :meth:`on_train_end`."""

@@ -81,6 +81,7 @@ def from_pretrained(
     method = create_method(config, tuple(record["image_shape"]), backbone=backbone)
     state = {BACKBONE_PREFIX + k: v for k, v in load_file(str(folder / "model.safetensors")).items()}
     state.update(load_file(str(folder / "head.safetensors")))
+    method.match_state(state)
     method.load_state_dict(state)
     return method.to(device).eval()
 

@@ -315,6 +315,7 @@ class Trainer:
                 "the checkpoint was written by a run with a different config; "
                 "resume with the same preset and overrides."
             )
+        self.method.match_state(state.model)
         self.method.load_state_dict(state.model)
         if state.optimizer is not None:
             self.optimizer.load_state_dict(state.optimizer)
@@ -571,5 +572,6 @@ def load_run(
     state = load_checkpoint(path, map_location="cpu")
     config = from_dict(state.config, migrate=True)
     method = create_method(config, tuple(state.extra["image_shape"]), backbone=backbone)
+    method.match_state(state.model)
     method.load_state_dict(state.model)
     return config, method.to(device).eval(), state

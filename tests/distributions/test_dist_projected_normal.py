@@ -217,28 +217,28 @@ def test_mean_direction_and_uncertainty():
     scale = torch.tensor([[1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.1, 0.2, 0.2]], dtype=F64)
     q = ProjectedNormal(loc, scale)
     torch.testing.assert_close(q.mean_direction[0], torch.tensor([0.6, 0.8, 0.0], dtype=F64))
-    u = q.uncertainty()
+    u = q.uncertainty("angular_spread")
     assert u.shape == (3,)
     assert u[0].item() == pytest.approx(1.0 / 5.0)
     assert u[2].item() == pytest.approx(math.sqrt((0.01 + 0.04 + 0.04) / 3) / 0.5)
     assert torch.isfinite(u[1]) and u[1] > 1e10  # m = 0: huge but finite
     # more spread → more uncertain; longer mean → less uncertain
-    base = ProjectedNormal(torch.ones(8), torch.full((8,), 0.5)).uncertainty()
-    assert ProjectedNormal(torch.ones(8), torch.full((8,), 1.0)).uncertainty() > base
-    assert ProjectedNormal(3 * torch.ones(8), torch.full((8,), 0.5)).uncertainty() < base
+    base = ProjectedNormal(torch.ones(8), torch.full((8,), 0.5)).uncertainty("angular_spread")
+    assert ProjectedNormal(torch.ones(8), torch.full((8,), 1.0)).uncertainty("angular_spread") > base
+    assert ProjectedNormal(3 * torch.ones(8), torch.full((8,), 0.5)).uncertainty("angular_spread") < base
 
 
 def test_named_scores_of_the_projected_normal():
     loc = torch.tensor([[3.0, 4.0, 0.0]], dtype=F64)
     scale = torch.tensor([[0.5, 1.0, 2.0]], dtype=F64)
     q = ProjectedNormal(loc, scale)
-    assert ProjectedNormal.uncertainty_kinds() == ["angular_spread", "log_det_cov", "sigma_mean", "trace"]
-    torch.testing.assert_close(q.uncertainty(), q.uncertainty("angular_spread"))
+    assert ProjectedNormal.uncertainty_kinds() == ["log_det_cov", "angular_spread", "sigma_mean", "trace"]
+    torch.testing.assert_close(q.uncertainty(), q.uncertainty("log_det_cov"))  # the default: VCL's log det K
     # VCL's log det K of the diagonal covariance: log(0.25 * 1 * 4) = 0
     assert q.uncertainty("log_det_cov").item() == pytest.approx(0.0, abs=1e-12)
     assert q.uncertainty("trace").item() == pytest.approx(0.25 + 1 + 4)
     assert q.uncertainty("sigma_mean").item() == pytest.approx(3.5 / 3)
-    with pytest.raises(ValueError, match="angular_spread"):
+    with pytest.raises(ValueError, match="log_det_cov"):
         q.uncertainty("no-such-score")
 
 

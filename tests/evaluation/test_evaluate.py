@@ -113,6 +113,8 @@ def test_uncertainty_section(vsimclr_run):
         "mc_dispersion",
         "knn_distance",
         "density",
+        "epistemic",  # VSimCLR's feature density, fitted when training ends (on by default)
+        "combined",
     }
     for name in ("sigma_mean", "trace", "angular_spread"):
         assert u["scores"][name]["mean_test"] > 0

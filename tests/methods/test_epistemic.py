@@ -48,6 +48,7 @@ def test_the_combined_score_is_the_reported_default_and_flags_noise(run):
 
 
 def test_an_unknown_default_score_is_one_clear_error(tmp_path):
-    config = load_config("vsimclr-digits", overrides=["method.uncertainty_score=combined", "train.progress=false"])
+    overrides = ["method.uncertainty_score=combined", "method.epistemic=false", "train.progress=false"]
+    config = load_config("vsimclr-digits", overrides=overrides)
     with pytest.raises(ConfigError, match="need method.epistemic=true"):
         Trainer(config, tmp_path / "r")

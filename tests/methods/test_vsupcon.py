@@ -66,7 +66,7 @@ def test_presets_load_and_build(preset):
     shape = (1, 8, 8) if preset.endswith("digits") else (1, 28, 28)
     method = create_method(config, shape).eval()
     q = method.posterior(torch.rand(3, *shape))
-    assert isinstance(q, ProjectedNormal) and (q.uncertainty() > 0).all()
+    assert isinstance(q, ProjectedNormal) and (q.uncertainty("angular_spread") > 0).all()
 
 
 def test_trains_on_digits_with_finite_decreasing_loss(tmp_path):
