@@ -18,7 +18,9 @@ def test_monitors_log_every_epoch_and_change_no_weight(tmp_path):
     assert [r["epoch"] for r in monitored] == [1, 2, 3]
     for r in monitored:
         assert 0 <= r["monitor/knn_acc"] <= 1 and 0 <= r["monitor/ood_auroc_noise"] <= 1
-        assert r["monitor/effective_rank"] >= 1 and "monitor/u_log_det_cov/q90" in r  # the posterior default before the density is fitted
+        assert (
+            r["monitor/effective_rank"] >= 1 and "monitor/u_log_det_cov/q90" in r
+        )  # the posterior default before the density is fitted
     assert not any("monitor/knn_acc" in r for r in MetricsLog(tmp_path / "without" / "metrics.jsonl").read())
     a, b = load_run(tmp_path / "with")[1].state_dict(), load_run(tmp_path / "without")[1].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical training

@@ -44,7 +44,9 @@ def test_vsimclr_posterior_and_kl_term():
     assert set(terms) == {"nt_xent", "kl"} and terms["kl"] >= 0
     method.eval()
     q = method.posterior(torch.rand(5, 1, 8, 8))
-    assert isinstance(q, ProjectedNormal) and q.uncertainty().shape == (5,) and (q.uncertainty("angular_spread") > 0).all()
+    assert (
+        isinstance(q, ProjectedNormal) and q.uncertainty().shape == (5,) and (q.uncertainty("angular_spread") > 0).all()
+    )
     for kind, dim in (("backbone", method.backbone.feature_dim), ("mean", 64), ("direction", 64), ("sample", 64)):
         assert method.represent(torch.rand(5, 1, 8, 8), kind).shape == (5, dim)
     with pytest.raises(ValueError, match="Bernoulli"):
