@@ -493,6 +493,12 @@ class Trainer:
             )
         self.method.eval()
         self._call("on_fit_end")
+        last = next((r for r in reversed(self.log.read()) if "loss" in r), {}) if self.dist.is_main else {}
+        loss = f", last loss {last['loss']:.4f}" if isinstance(last.get("loss"), float) else ""
+        self.echo(
+            f"finished {self.run_dir}: step {self.step}{loss}; checkpoints in {self.run_dir / 'checkpoints'}; "
+            f"next: probssl eval {self.run_dir}"
+        )
         return self.method
 
     def _loop(self, bar, start: int) -> None:
