@@ -24,6 +24,7 @@ FORMAT = "probssl-checkpoint"
 VERSION = 1
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
+STATE_HASH = "state.json.sha256"  # absent in checkpoints of probssl 0.1, which are checked by their tensor hash only
 
 
 class CheckpointError(RuntimeError):
@@ -106,6 +107,8 @@ def save_checkpoint(directory: str | Path, state: TrainingState, keep: int = 2) 
         json.dump(meta, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    # state.json's own hash lives beside it: an edited step, optimiser group or config is refused too
+    (tmp / STATE_HASH).write_text(_sha256(tmp / STATE) + "\n")
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -140,6 +143,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{state_file} is not valid JSON ({err}); the checkpoint is damaged.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{state_file} is not a probssl checkpoint (format field is {meta.get('format')!r}).")
+    hash_file = path / STATE_HASH
+    if hash_file.is_file() and hash_file.read_text().strip() != _sha256(state_file):
+        raise CheckpointError(
+            f"{state_file} does not match the SHA-256 in {hash_file.name}: it was modified after it was written "
+            "(a hand-edited step or config?). Use an earlier checkpoint, or restore the file."
+        )
     if meta.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {meta.get('version')} is not supported (expected {VERSION})."

@@ -95,3 +95,20 @@ def test_bad_json_and_foreign_format(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="not a probssl checkpoint"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_an_edited_state_json_is_refused(tmp_path):
+    import json as _json
+
+    from probssl.train.checkpoint import TrainingState as _State
+    from probssl.train.checkpoint import load_checkpoint as _load
+    from probssl.train.checkpoint import save_checkpoint as _save
+
+    path = _save(tmp_path, _State(model={"w": torch.ones(2)}, optimizer=None, step=5, epoch=0, batch_in_epoch=5,
+                                  rng={}, config={}, extra={}))
+    assert _load(path).step == 5
+    meta = _json.loads((path / "state.json").read_text())
+    meta["step"] = 99999
+    (path / "state.json").write_text(_json.dumps(meta))
+    with pytest.raises(CheckpointError, match="modified after it was written"):
+        _load(path)
