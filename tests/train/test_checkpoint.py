@@ -104,8 +104,12 @@ def test_an_edited_state_json_is_refused(tmp_path):
     from probssl.train.checkpoint import load_checkpoint as _load
     from probssl.train.checkpoint import save_checkpoint as _save
 
-    path = _save(tmp_path, _State(model={"w": torch.ones(2)}, optimizer=None, step=5, epoch=0, batch_in_epoch=5,
-                                  rng={}, config={}, extra={}))
+    path = _save(
+        tmp_path,
+        _State(
+            model={"w": torch.ones(2)}, optimizer=None, step=5, epoch=0, batch_in_epoch=5, rng={}, config={}, extra={}
+        ),
+    )
     assert _load(path).step == 5
     meta = _json.loads((path / "state.json").read_text())
     meta["step"] = 99999
