@@ -28,11 +28,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
-from .base import Posterior, uncertainty_score
-from .uniform_sphere import HypersphericalUniform, sphere
+from .directional import DirectionalPosterior
+from .uniform_sphere import HypersphericalUniform
 
 __all__ = ["PowerSpherical", "householder_rotate", "kl_power_spherical_uniform"]
 
@@ -144,7 +143,7 @@ def tangent_directions(shape: torch.Size, dtype: torch.dtype, device) -> torch.T
     return torch.cat([torch.zeros_like(v[..., :1]), v], -1)
 
 
-class PowerSpherical(Posterior):
+class PowerSpherical(DirectionalPosterior):
     """Power Spherical distribution PS(μ, κ) on S^{d-1}: density ∝ (1 + μᵀz)^κ.
 
     Args:
@@ -168,37 +167,6 @@ class PowerSpherical(Posterior):
     * ``kl_divergence(PowerSpherical, HypersphericalUniform)`` is registered (closed form, see
       :func:`kl_power_spherical_uniform`).
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.positive}
-    support = sphere
-    has_rsample = True
-    default_uncertainty = "expected_cosine_distance"
-
-    def __init__(self, loc: torch.Tensor, concentration, validate_args: bool | None = None):
-        loc = torch.as_tensor(loc)
-        if not loc.is_floating_point():
-            loc = loc.to(torch.get_default_dtype())
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc must have shape [..., d] with d >= 2, got {tuple(loc.shape)}")
-        kappa = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], kappa.shape)
-        self.loc = loc.expand(batch_shape + loc.shape[-1:])
-        self.concentration = kappa.expand(batch_shape)
-        super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(PowerSpherical, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(PowerSpherical, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """Ambient dimension d (the sphere is S^{d-1})."""
-        return self.event_shape[0]
 
     def _cosine_complement_rsample(self, sample_shape: torch.Size) -> torch.Tensor:
         """B' = (1 - t)/2 ~ Beta(β, α), shape sample_shape + batch_shape (reparameterised in κ)."""
@@ -235,31 +203,9 @@ class PowerSpherical(Posterior):
         """E[μᵀz] = κ/(κ + d - 1), shape batch_shape."""
         return self.concentration / (self.concentration + (self.dim - 1))
 
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.loc * self.expected_cosine().unsqueeze(-1)
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
-
-    @property
-    def mean_direction(self) -> torch.Tensor:
-        """μ, shape batch_shape + (d,) (the mode and the direction of E[z])."""
-        return self.loc
-
-    @uncertainty_score(
-        "1 - E[cos(z, mu)] = (d-1)/(kappa+d-1): expected cosine distance to the mean direction, in (0, 1)"
-    )
     def expected_cosine_distance(self) -> torch.Tensor:
+        # (d-1)/(κ+d-1) directly: 1 - κ/(κ+d-1) would lose digits to cancellation at large κ
         return (self.dim - 1) / (self.concentration + (self.dim - 1))
-
-    @uncertainty_score("1/kappa: inverse concentration (unbounded; its scale depends on d)")
-    def concentration_inverse(self) -> torch.Tensor:
-        return self.concentration.reciprocal()
-
-    def __repr__(self) -> str:
-        return f"PowerSpherical(dim={self.dim}, batch_shape={tuple(self.batch_shape)})"
 
 
 @register_kl(PowerSpherical, HypersphericalUniform)

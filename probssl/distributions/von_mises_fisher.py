@@ -39,13 +39,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 
-from .base import Posterior, uncertainty_score
+from .directional import DirectionalPosterior
 from .power_spherical import householder_rotate, tangent_directions
 from .special import gauss_legendre, log_sphere_area
-from .uniform_sphere import HypersphericalUniform, sphere
+from .uniform_sphere import HypersphericalUniform
 
 __all__ = ["VonMisesFisher", "kl_von_mises_fisher_uniform", "log_bessel_iv", "vmf_mean_resultant_length"]
 
@@ -285,7 +284,7 @@ class _CosineComplement(torch.autograd.Function):
         return g, None, None
 
 
-class VonMisesFisher(Posterior):
+class VonMisesFisher(DirectionalPosterior):
     """von Mises–Fisher distribution vMF(μ, κ) on S^{d-1}: density C_d(κ) exp(κ μᵀz).
 
     Args:
@@ -307,37 +306,6 @@ class VonMisesFisher(Posterior):
     * ``kl_divergence(VonMisesFisher, HypersphericalUniform)`` is registered (closed form, see
       :func:`kl_von_mises_fisher_uniform`).
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.positive}
-    support = sphere
-    has_rsample = True
-    default_uncertainty = "expected_cosine_distance"
-
-    def __init__(self, loc: torch.Tensor, concentration, validate_args: bool | None = None):
-        loc = torch.as_tensor(loc)
-        if not loc.is_floating_point():
-            loc = loc.to(torch.get_default_dtype())
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc must have shape [..., d] with d >= 2, got {tuple(loc.shape)}")
-        kappa = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], kappa.shape)
-        self.loc = loc.expand(batch_shape + loc.shape[-1:])
-        self.concentration = kappa.expand(batch_shape)
-        super().__init__(batch_shape, loc.shape[-1:], validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(VonMisesFisher, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """Ambient dimension d (the sphere is S^{d-1})."""
-        return self.event_shape[0]
 
     @property
     def _nu(self) -> float:
@@ -380,29 +348,7 @@ class VonMisesFisher(Posterior):
         """A_d(κ) = E[μᵀz], shape batch_shape."""
         return vmf_mean_resultant_length(self.concentration, self.dim)
 
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.loc * self.mean_resultant_length().unsqueeze(-1)
-
-    @property
-    def mode(self) -> torch.Tensor:
-        return self.loc
-
-    @property
-    def mean_direction(self) -> torch.Tensor:
-        """μ, shape batch_shape + (d,) (the mode and the direction of E[z])."""
-        return self.loc
-
-    @uncertainty_score("1 - E[cos(z, mu)] = 1 - A_d(kappa): expected cosine distance to the mean direction, in (0, 1)")
-    def expected_cosine_distance(self) -> torch.Tensor:
-        return 1.0 - self.mean_resultant_length()
-
-    @uncertainty_score("1/kappa: inverse concentration (unbounded; its scale depends on d)")
-    def concentration_inverse(self) -> torch.Tensor:
-        return self.concentration.reciprocal()
-
-    def __repr__(self) -> str:
-        return f"VonMisesFisher(dim={self.dim}, batch_shape={tuple(self.batch_shape)})"
+    expected_cosine = mean_resultant_length  # E[μᵀz] = A_d(κ), what DirectionalPosterior needs
 
 
 @register_kl(VonMisesFisher, HypersphericalUniform)
