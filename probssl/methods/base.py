@@ -229,14 +229,13 @@ class Method(nn.Module):
             return
         was_training = self.training
         self.eval()
-        aleatoric_kind = self.posterior_class.default_uncertainty if self.probabilistic else None
         feats, aleatoric = [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = to_float_images(images[i : i + batch_size])
                 f = self.forward_features(x)
                 feats.append(f.float().cpu())
-                if aleatoric_kind:
+                if self.probabilistic:  # posterior() runs the backbone a second time (no features -> posterior hook yet)
                     aleatoric.append(self.posterior(x).uncertainty(self.aleatoric_kind()).float().cpu())
             features = torch.cat(feats)
             self.feature_density.fit(features)
@@ -271,10 +270,11 @@ class Method(nn.Module):
             out.update(self._density_scores(images, features))
         return out
 
-    def extra_uncertainty_kinds(self) -> list[str]:
-        """Names of the scores ``extra_uncertainty`` returns."""
+    def extra_uncertainty_kinds(self, fitted_only: bool = True) -> list[str]:
+        """Names of the scores ``extra_uncertainty`` returns (``fitted_only=False``: also those of a feature density
+        that is attached but fitted only when training ends)."""
         kinds = [PREDICTED_LOSS] if self.loss_predictor is not None else []
-        if self.feature_density is not None and bool(self.feature_density.fitted):
+        if self.feature_density is not None and (not fitted_only or bool(self.feature_density.fitted)):
             kinds += ["epistemic", "combined"] if self.probabilistic else ["epistemic"]
         return kinds
 

@@ -102,10 +102,7 @@ def create_method(config: Config, image_shape: tuple[int, int, int], backbone: n
 
 def _set_default_score(method: Method, name: str) -> None:
     family = method.posterior_class.uncertainty_kinds()
-    extras = ["predicted_loss"] * (method.loss_predictor is not None)
-    extras += (["epistemic", "combined"] if method.probabilistic else ["epistemic"]) * (
-        method.feature_density is not None
-    )
+    extras = method.extra_uncertainty_kinds(fitted_only=False)
     if name not in [*family, *extras]:
         raise ConfigError(
             f"method.uncertainty_score={name!r} is not a score of {method.name}; its scores: "
