@@ -235,7 +235,9 @@ class Method(nn.Module):
                 x = to_float_images(images[i : i + batch_size])
                 f = self.forward_features(x)
                 feats.append(f.float().cpu())
-                if self.probabilistic:  # posterior() runs the backbone a second time (no features -> posterior hook yet)
+                if (
+                    self.probabilistic
+                ):  # posterior() runs the backbone a second time (no features -> posterior hook yet)
                     aleatoric.append(self.posterior(x).uncertainty(self.aleatoric_kind()).float().cpu())
             features = torch.cat(feats)
             self.feature_density.fit(features)
