@@ -81,6 +81,10 @@ class DataConfig:
     resize: str = spec("short-side-crop", choices=("short-side-crop", "stretch", "pad"))
     alpha_background: int = spec(0, minimum=0, maximum=255)
     max_image_pixels: int = spec(50_000_000, minimum=1)  # larger images are refused before decoding (bombs)
+    # File datasets larger than memory: auto streams them when their decoded pixels would take > 50% of the
+    # available memory; DataLoader workers decode the coming batches (None: min(2, CPU cores); 0: in the trainer).
+    in_memory: bool | str = spec("auto", choices=(True, False, "auto"), operational=True)
+    loader_workers: int | None = spec(None, minimum=0, operational=True)
 
     def check(self) -> list[str]:
         problems = [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from probssl.data.lazy import is_lazy, take_rows
+
 __all__ = ["ImageDataset", "DataSplits"]
 
 
@@ -14,7 +16,8 @@ class ImageDataset:
     """A labelled image set held entirely in memory.
 
     Attributes:
-        images: uint8 ``[N, C, H, W]``, contiguous, pixel values 0..255 (C is 1 or 3).
+        images: uint8 ``[N, C, H, W]``, contiguous, pixel values 0..255 (C is 1 or 3); for a file dataset
+            larger than memory a :class:`~probssl.data.lazy.LazyImages`, which decodes the rows it is indexed with.
         labels: int64 ``[N]``, class indices in ``[0, len(classes))``.
         classes: human-readable class names; ``classes[k]`` names label ``k``.
         name: dataset name, e.g. ``"mnist"`` (the same for all splits of one dataset).
@@ -34,7 +37,9 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         images, labels = self.images, self.labels
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        if is_lazy(images):  # decoded from its files when indexed (data.in_memory); checked when decoded
+            pass
+        elif not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
             raise TypeError(f"images must be a uint8 tensor [N, C, H, W], got {_describe(images)}")
         if not images.is_contiguous():
             raise ValueError("images must be contiguous; call .contiguous() first")
@@ -72,7 +77,7 @@ class ImageDataset:
         if index.dtype not in (torch.int64, torch.int32, torch.bool):
             raise TypeError(f"index must be an integer or boolean tensor, got {index.dtype}")
         return ImageDataset(
-            images=self.images[index].contiguous(),
+            images=take_rows(self.images, index),
             labels=self.labels[index].contiguous(),
             classes=self.classes,
             name=self.name,

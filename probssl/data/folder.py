@@ -19,10 +19,15 @@ and transparency is composited on ``data.alpha_background`` (default 0, black). 
 or ``pad`` (scale the long side, pad with the background). Each file is visited once: symlinks are resolved, a
 symlink loop or a second link to the same file never inflates or mislabels the set. An image above
 ``data.max_image_pixels`` pixels is refused from its header, before it is decoded.
+
+A set whose decoded pixels would not fit is streamed: ``data.in_memory`` (auto: when they would take more than
+half the available memory; false: always) gives :class:`~probssl.data.lazy.LazyImages`, decoded from the files
+when indexed (in training by DataLoader workers, ``data.loader_workers``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,7 @@ import torch
 
 from .dataset import ImageDataset
 from .errors import DataError
+from .lazy import LazyImages, choose_in_memory
 from .registry import DatasetFamily, register_dataset
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderScan", "scan_folder", "read_folder"]
@@ -124,27 +130,31 @@ def read_folder(
     resize: str = "short-side-crop",
     alpha_background: int = 0,
     max_image_pixels: int = 50_000_000,
+    in_memory: str | bool = "auto",
 ) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
     """Decode ``(train, val or None, test)`` of a scanned folder dataset (options: see the module docstring).
 
-    Images are uint8 ``[N, C, H, W]`` with C = 1 (all grey) or 3; labels int64 ``[N]``.
+    Images are uint8 ``[N, C, H, W]`` with C = 1 (all grey) or 3; labels int64 ``[N]``. in_memory
+    (``data.in_memory``): decode everything now, or (false, or auto when the decoded pixels would take more
+    than half the available memory) return :class:`~probssl.data.lazy.LazyImages` that decode when indexed.
 
     Raises:
         DataError naming the file if an image cannot be read, is too large, or (without ``image_size``) has
-        another size than the first training image; or if the decoded set would not fit in memory.
+        another size than the first training image; or if in_memory=true and the set would not fit in memory.
     """
     all_files = [e[0] for _, entries in scan.splits for e in entries]
     grey, size = _headers(all_files, image_size, max_image_pixels)
     width, height = size
-    _check_memory(len(all_files) * height * width * (1 if grey else 3), scan.root)
+    channels = 1 if grey else 3
+    memory = choose_in_memory(in_memory, len(all_files) * height * width * channels, scan.root)
+    decode = functools.partial(_decode, grey=grey, size=size, resize=resize, background=alpha_background)
     out = {}
     for split, entries in scan.splits:
-        pixels = np.empty((len(entries), height, width, 1 if grey else 3), dtype=np.uint8)
-        for i, (path, *_) in enumerate(entries):
-            pixels[i] = _decode(path, grey, size, resize, alpha_background).reshape(height, width, -1)
+        paths = [path for path, *_ in entries]
+        images = LazyImages(paths, (channels, height, width), decode)
         labels = np.fromiter((label for _, label, _, _ in entries), dtype=np.int64, count=len(entries))
         out[split] = ImageDataset(
-            images=torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))),
+            images=images[:] if memory.in_memory else images,
             labels=torch.from_numpy(labels),
             classes=scan.classes,
             name="folder",
@@ -248,23 +258,6 @@ def _decode(path: str, grey: bool, size: tuple[int, int], resize: str, backgroun
     return _fit(array, size, resize, background)
 
 
-def _check_memory(needed: int, root: str) -> None:
-    """Refuse a dataset whose decoded pixels would not fit in the memory available now (Linux: MemAvailable)."""
-    try:
-        info = Path("/proc/meminfo").read_text()
-    except OSError:
-        return
-    for line in info.splitlines():
-        if line.startswith("MemAvailable:"):
-            available = int(line.split()[1]) * 1024
-            if needed > 0.8 * available:
-                raise DataError(
-                    f"Folder dataset {root} needs {needed / 2**30:.1f} GiB decoded, but only {available / 2**30:.1f} "
-                    "GiB of memory are available: set data.image_size to a smaller size, or use fewer images."
-                )
-            return
-
-
 def _visible(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
 
@@ -308,14 +301,20 @@ def _unreadable(path: str, exc: BaseException) -> DataError:
 
 
 def _locate(
-    data_dir, download: bool, image_size=None, resize="short-side-crop", alpha_background=0, max_image_pixels=50_000_000
+    data_dir,
+    download: bool,
+    image_size=None,
+    resize="short-side-crop",
+    alpha_background=0,
+    max_image_pixels=50_000_000,
+    in_memory="auto",
 ) -> tuple:
     if data_dir is None or str(data_dir) == "":
         raise DataError(
             "The 'folder' dataset needs data_dir: the folder that holds your train/ and "
             "test/ image folders (DATA_DIR/train/<class_name>/<image>.png)."
         )
-    return (scan_folder(data_dir), image_size, resize, alpha_background, max_image_pixels)
+    return (scan_folder(data_dir), image_size, resize, alpha_background, max_image_pixels, in_memory)
 
 
 def _decode_source(source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
@@ -329,6 +328,6 @@ register_dataset(
         _decode_source,
         description="your own images: ROOT/train/<class>/*.png, ROOT/test/<class>/... (optional ROOT/val/)",
         data_dir_is_root=True,
-        options=("image_size", "resize", "alpha_background", "max_image_pixels"),
+        options=("image_size", "resize", "alpha_background", "max_image_pixels", "in_memory"),
     )
 )

@@ -20,6 +20,7 @@ from probssl.config import Config, DataConfig, did_you_mean, register_validator
 
 from .dataset import DataSplits, ImageDataset
 from .errors import DataError
+from .lazy import take_rows
 from .splits import STREAM_SUBSET, STREAM_VAL, seeded_rng, stratified_split
 
 __all__ = [
@@ -252,7 +253,10 @@ def keep_classes(dataset: ImageDataset, classes: list[int] | tuple[int, ...], ke
     lookup[chosen] = torch.arange(len(chosen))
     rows = torch.nonzero(lookup[dataset.labels] >= 0).flatten()
     return ImageDataset(
-        dataset.images[rows], lookup[dataset.labels[rows]], tuple(dataset.classes[c] for c in chosen), dataset.name
+        take_rows(dataset.images, rows),
+        lookup[dataset.labels[rows]],
+        tuple(dataset.classes[c] for c in chosen),
+        dataset.name,
     )
 
 

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from probssl.config import Config, ConfigError, EvalConfig
 from probssl.data import DataSplits, load_splits
+from probssl.data.resident import resident_splits
 from probssl.evaluation._utils import json_clean
 from probssl.evaluation.features import extract, extract_embeddings
 from probssl.evaluation.geometry import effective_rank
@@ -217,6 +218,8 @@ def evaluate_method(
         torch.set_flush_denormal(True)
     tic_total = time.perf_counter()
     method.eval()
+    # A split streamed from its files (data.in_memory) is decoded here: sections index and reshape whole splits.
+    splits, streamed = resident_splits(splits, seed=opts.seed)
     ctx = _context(method, splits, opts, device, config or Config(), image_dir)
     for section in list_sections():
         if section.enabled(opts):
@@ -225,7 +228,7 @@ def evaluate_method(
             if result is not None:
                 ctx.results[section.name] = result
             ctx.timing.setdefault(section.name, time.perf_counter() - tic)
-    metrics = {**_header(ctx), **ctx.results, **ctx.top}
+    metrics = {**_header(ctx), **({"streamed_data": streamed} if streamed else {}), **ctx.results, **ctx.top}
     metrics["summary"] = summarize(metrics)
     # Flat aliases kept for older callers (probssl train --eval, README).
     for key in ("linear_acc", "knn_acc", "effective_rank", "mean_uncertainty"):

@@ -22,12 +22,14 @@ from tqdm import tqdm
 from probssl.augment import Augmenter, augmenter_from_config
 from probssl.config import Config, from_dict, operational_keys, to_yaml
 from probssl.data import DataSplits, load_splits, to_float_images
+from probssl.data.lazy import is_lazy
 from probssl.methods import Method, create_method
 from probssl.train.callbacks import Callback, default_callbacks
 from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
 from probssl.train.device import autocast, choose_compile, choose_precision, select_device, use_channels_last
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.environment import environment_record
+from probssl.train.feed import default_loader_workers, training_batches
 from probssl.train.lock import RunInUse, RunLock
 from probssl.train.logging import MetricsLog, write_json_atomic, write_status
 from probssl.train.optim import build_optimizer, match_state_layout, warmup_cosine
@@ -246,7 +248,16 @@ class Trainer:
             "compile_reason": self.compile_reason,
             "channels_last": self.channels_last,
             "world_size": self.dist.world_size,
+            "data": self._data_record(),
         }
+
+    def _data_record(self) -> str:
+        """How the training images reach the step: held in memory, or streamed (``data.in_memory``)."""
+        if not is_lazy(self.images):
+            return "in memory"
+        workers = self.config.data.loader_workers
+        workers = default_loader_workers() if workers is None else workers
+        return f"streamed from its files by {workers} DataLoader worker(s)" if workers else "streamed from its files"
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -372,19 +383,21 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ the loop
-    def train_step(self, index: torch.Tensor) -> dict[str, float] | None:
-        """One optimiser step on this rank's share ``index`` of the global batch.
+    def train_step(self, index: torch.Tensor, images: torch.Tensor | None = None) -> dict[str, float] | None:
+        """One optimiser step on this rank's share ``index`` (int64 ``[B]``) of the global batch.
 
+        images: those rows' uint8 ``[B, C, H, W]`` on the device when the caller already has them (the loop's
+        streaming loader); else they are indexed from the training images.
         Returns the logged statistics, or None when a non-finite loss was skipped.
         """
         seed = step_seed(self.config.train.seed, self.step, self.dist.rank)
         self.augment_rng.manual_seed(seed)
         torch.manual_seed(seed)  # posterior samples, dropout
-        images = to_float_images(self.images[index])
+        images = to_float_images(self.images[index] if images is None else images)
         views = self.augmenter(images, views=self.config.augment.views, generator=self.augment_rng)
         if self.config.augment.clean_first_view:
             views[0] = images
-        labels = self.labels[index] if self.method.supervised else None
+        labels = self.labels[index.to(self.labels.device)] if self.method.supervised else None
         scale = warmup_cosine(self.step, self.total_steps, self.warmup_steps, self.config.train.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * scale
@@ -416,6 +429,17 @@ class Trainer:
             **{k: v.item() for k, v in terms.items()},
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+
+    def _epoch_batches(self, start: int) -> list[torch.Tensor]:
+        """This rank's index batch (int64 ``[local_batch]``, on the training device for in-memory images) for each
+        remaining step of the epoch: rows ``start : start + local_batch`` of each global batch of the permutation."""
+        perm = self._epoch_order()
+        if not is_lazy(self.images):
+            perm = perm.to(self.device)
+        return [
+            perm[b * self.batch_size : (b + 1) * self.batch_size][start : start + self.local_batch]
+            for b in range(self.batch_in_epoch, self.steps_per_epoch)
+        ]
 
     def _epoch_order(self) -> torch.Tensor:
         """The global permutation of this epoch (identical on every rank)."""
@@ -451,7 +475,10 @@ class Trainer:
         t = self.config.train
         if self.dist.is_main:
             write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps, **self.runtime_record())
-            self.echo(f"precision {self.precision} ({self.precision_reason}); compile {self.compile_reason}")
+            self.echo(
+                f"precision {self.precision} ({self.precision_reason}); compile {self.compile_reason}; "
+                f"data {self._data_record()}"
+            )
         self.bar = bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -501,28 +528,35 @@ class Trainer:
         )
         return self.method
 
+    def _epoch_steps(self, bar, indices: list[torch.Tensor], batches) -> None:
+        """The remaining steps of this epoch (or until total_steps): one per index batch, with its images."""
+        t = self.config.train
+        tic, seen = time.perf_counter(), 0
+        for b, (index, images) in enumerate(zip(indices, batches), start=self.batch_in_epoch):
+            stats = self.train_step(index, images)
+            self.step += 1
+            self.batch_in_epoch = b + 1
+            seen += self.batch_size
+            rate = seen / max(time.perf_counter() - tic, 1e-9)
+            bar.update(1)
+            self._call("on_step_end", stats)
+            if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                self._log(stats, rate)
+            if self.step >= self.total_steps:
+                return
+            if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
+                self.save()
+
     def _loop(self, bar, start: int) -> None:
         """Epochs of steps until total_steps; checkpoints on the configured cadence."""
         t = self.config.train
         while self.step < self.total_steps:
-            perm = self._epoch_order().to(self.device)
-            tic, seen = time.perf_counter(), 0
-            for b in range(self.batch_in_epoch, self.steps_per_epoch):
-                batch = perm[b * self.batch_size : (b + 1) * self.batch_size]
-                stats = self.train_step(batch[start : start + self.local_batch])
-                self.step += 1
-                self.batch_in_epoch = b + 1
-                seen += self.batch_size
-                rate = seen / max(time.perf_counter() - tic, 1e-9)
-                bar.update(1)
-                self._call("on_step_end", stats)
-                if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
-                    bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
-                    self._log(stats, rate)
-                if self.step >= self.total_steps:
-                    break
-                if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
-                    self.save()
+            indices = self._epoch_batches(start)
+            with contextlib.closing(
+                training_batches(self.images, indices, self.device, self.config.data.loader_workers)
+            ) as batches:  # closing: a streaming loader's workers stop when the epoch does (last step, an error)
+                self._epoch_steps(bar, indices, batches)
             if self.batch_in_epoch >= self.steps_per_epoch:
                 self.epoch += 1
                 self.batch_in_epoch = 0

@@ -47,10 +47,10 @@ def test_resume_from_mid_epoch_checkpoint_matches_uninterrupted_run(tmp_path):
     trainer = Trainer(config, tmp_path / "b")
     original = trainer.train_step
 
-    def crash_at_step_7(index):
+    def crash_at_step_7(index, images=None):
         if trainer.step == 7:  # 4 steps per epoch: the last checkpoint (step 6) is mid-epoch 2
             raise Boom()
-        return original(index)
+        return original(index, images)
 
     trainer.train_step = crash_at_step_7
     with pytest.raises(Boom):
