@@ -16,8 +16,8 @@ from PIL import Image
 
 from probssl.config import from_dict
 from probssl.data import DataError, load_dataset, load_splits
-from probssl.data.registry import clear_cache
 from probssl.data.lazy import LazyImages, choose_in_memory, is_lazy
+from probssl.data.registry import clear_cache
 from probssl.train import Trainer, latest_checkpoint, load_run
 
 
@@ -217,3 +217,29 @@ def test_evaluation_decodes_a_stratified_train_subset_within_the_budget(folder):
     assert torch.equal(resident.test.images, splits.test.images[:])
     with pytest.raises(DataError, match="validation and test splits"):
         resident_splits(splits, budget_bytes=per_image * 7)
+
+
+def _torchrun(folder: Path, out: Path, in_memory: str) -> subprocess.CompletedProcess:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = _cli(folder, out, "--set", "train.max_steps=4", "--set", f"data.in_memory={in_memory}")
+    cmd = [torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", *cmd[1:]]
+    cmd += ["--set", "data.loader_workers=1"]  # two processes with one decoding worker each
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_torchrun_streamed_equals_torchrun_in_memory(folder, tmp_path):
+    """Each rank streams only its slice of every global batch; the run equals the in-memory 2-process run."""
+    for mode in ("true", "false"):
+        result = _torchrun(folder, tmp_path / mode, mode)
+        assert result.returncode == 0, result.stderr[-3000:]
+    _, memory, _ = load_run(tmp_path / "true")
+    _, streamed, state = load_run(tmp_path / "false")
+    assert state.extra["world_size"] == 2 and state.step == 4
+    assert json.loads((tmp_path / "false" / "status.json").read_text())["data"].startswith("streamed")
+    for (name, a), b in zip(memory.state_dict().items(), streamed.state_dict().values()):
+        assert torch.equal(a, b), name
