@@ -136,7 +136,7 @@ class ModelConfig:
     head_hidden_dim: int = spec(512, minimum=1)
     head_layers: int = spec(2, minimum=1)
     embed_dim: int = spec(128, minimum=2)  # d: the sphere S^{d-1} (needs d >= 2) or latent size
-    decoder: str = spec("auto", choices=("auto", "mlp", "conv", "resnet"))  # generative methods
+    decoder: str = spec("auto", choices=("auto", "mlp", "conv", "resnet", "simvae-resnet18"))  # generative methods
     channels_last: bool | None = None  # NHWC convs; None (auto): on for conv models on CPU and CUDA mixed precision
 
 
