@@ -41,6 +41,11 @@ class _Batches(Dataset):
         return self.images.decode_rows(self.batches[i])
 
 
+def _wants_pinned_memory(device: torch.device) -> bool:
+    """Page-locked batches let the host-to-GPU copy run asynchronously (``non_blocking``); only CUDA has it."""
+    return device.type == "cuda"
+
+
 def _one_thread(_worker_id: int) -> None:
     # Decoding is Pillow and numpy; torch's intra-op threads in each worker would only fight the training step.
     torch.set_num_threads(1)
@@ -71,7 +76,7 @@ def training_batches(
         batch_size=None,  # each item already is a batch
         shuffle=False,
         num_workers=workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=_wants_pinned_memory(device),
         worker_init_fn=_one_thread if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
     )

@@ -197,7 +197,7 @@ def test_a_streamed_run_evaluates(folder, tmp_path):
     run = tmp_path / "run"
     subprocess.run(_cli(folder, run, "--set", "train.max_steps=4"), check=True, env=env, capture_output=True)
     result = subprocess.run(
-        [sys.executable, "-m", "probssl", "eval", str(run)], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "probssl", "eval", str(run), "--quick"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "eval.json").read_text())
@@ -243,3 +243,25 @@ def test_torchrun_streamed_equals_torchrun_in_memory(folder, tmp_path):
     assert json.loads((tmp_path / "false" / "status.json").read_text())["data"].startswith("streamed")
     for (name, a), b in zip(memory.state_dict().items(), streamed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_cuda_training_reads_pinned_batches(monkeypatch, folder):
+    """On CUDA the loader pins its batches (so the copy to the GPU overlaps the step); on the CPU it does not."""
+    import probssl.train.feed as feed
+
+    seen = {}
+
+    class Recorder(feed.DataLoader):
+        def __init__(self, *args, **kwargs):
+            seen.update(kwargs)
+            super().__init__(*args, **{**kwargs, "pin_memory": False})
+
+    monkeypatch.setattr(feed, "DataLoader", Recorder)
+    lazy = load_dataset("folder", folder, image_size=10, in_memory=False, val_fraction=0.0).train.images
+    batches = [torch.arange(4), torch.arange(4, 8)]
+    list(feed.training_batches(lazy, batches, torch.device("cpu"), workers=0))
+    assert seen["pin_memory"] is False
+    assert feed._wants_pinned_memory(torch.device("cuda", 0)) and not feed._wants_pinned_memory(torch.device("cpu"))
+    monkeypatch.setattr(feed, "_wants_pinned_memory", lambda device: True)  # as on a CUDA device
+    list(feed.training_batches(lazy, batches, torch.device("cpu"), workers=0))
+    assert seen["pin_memory"] is True
