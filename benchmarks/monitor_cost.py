@@ -1,0 +1,118 @@
+"""What the online monitors (``train.monitor_every``) cost, as a share of the training time.
+
+    OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py                       # digits presets, 2 rounds
+    OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py --presets simclr-mnist --set data.train_subset=6000
+
+For each preset, trains with the monitors every epoch and *no* budget (``train.monitor_budget=null``: every
+epoch measured, the worst case) and without monitors, alternately for ``--rounds`` rounds, and reports per
+preset: the seconds the monitors spent (the callback's own clock), the training seconds (fit time minus that),
+their ratio, and the wall-time ratio of the monitored run to the unmonitored one. With the default budget
+(``train.monitor_budget: 0.05``) an epoch is skipped whenever the monitors have already spent 5 % of the training
+time, so the cost is capped at about 5 % plus one measurement; this benchmark shows the uncapped cost that the
+budget caps. Results: ``--out`` (default ``benchmarks/results/monitor-cost``) ``.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "harness"))
+from machine import machine_info  # noqa: E402
+
+from probssl.config import load_config  # noqa: E402
+from probssl.evaluation.monitors import OnlineMonitor  # noqa: E402
+from probssl.train import Trainer  # noqa: E402
+
+
+def one_run(preset: str, overrides: list[str], mode: str, run: Path) -> dict:
+    """mode: "uncapped" (monitors every epoch, no budget), "default" (every epoch, the default 5 % budget), "off"."""
+    every = "train.monitor_every=0" if mode == "off" else "train.monitor_every=1"
+    budget = ["train.monitor_budget=null"] if mode == "uncapped" else []
+    base = ["train.progress=false", "train.tensorboard=false", every, *budget]
+    trainer = Trainer(load_config(preset, overrides=[*base, *overrides]), run, echo=lambda _m: None)
+    tic = time.perf_counter()
+    trainer.fit()
+    wall = time.perf_counter() - tic
+    monitors = [c for c in trainer.callbacks if isinstance(c, OnlineMonitor)]
+    spent = monitors[0].spent if monitors else 0.0
+    return {"wall_s": wall, "monitor_s": spent, "epochs": trainer.epoch}
+
+
+def measure(preset: str, overrides: list[str], rounds: int) -> dict:
+    runs: dict[str, list[dict]] = {"uncapped": [], "default": [], "off": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            order = list(runs) if r % 2 == 0 else list(runs)[::-1]  # alternate the order: drift hits all alike
+            for mode in order:
+                runs[mode].append(one_run(preset, overrides, mode, Path(tmp) / f"{r}-{mode}"))
+    off_wall = statistics.median(x["wall_s"] for x in runs["off"])
+    row = {"preset": preset, "overrides": overrides, "epochs": runs["off"][0]["epochs"], "rounds": rounds}
+    for mode in ("uncapped", "default"):
+        monitor_s = statistics.median(x["monitor_s"] for x in runs[mode])
+        train_s = statistics.median(x["wall_s"] - x["monitor_s"] for x in runs[mode])
+        row[mode] = {
+            "monitor_s": round(monitor_s, 2),
+            "train_s": round(train_s, 2),
+            "monitor_share": round(monitor_s / train_s, 4),
+            "wall_ratio_to_off": round(statistics.median(x["wall_s"] for x in runs[mode]) / off_wall, 3),
+        }
+    return row
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Online monitors: cost per epoch, uncapped",
+        "",
+        f"`{report['command']}` -- {m['date']}, {m['cpu_model']}, {m['cores']} cores, torch {m['torch']}; "
+        f"load before {m['load_before']['load_1_5_15']}, after {m['load_after']}.",
+        "",
+        "| preset | overrides | epochs | budget | monitor s | training s | monitors / training | wall / no monitors |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["rows"]:
+        for mode, label in (("uncapped", "none (every epoch)"), ("default", "default 5 %")):
+            c = r[mode]
+            lines.append(
+                f"| {r['preset']} | {' '.join(r['overrides']) or '-'} | {r['epochs']} | {label} | {c['monitor_s']} | "
+                f"{c['train_s']} | {c['monitor_share']:.1%} | {c['wall_ratio_to_off']} |"
+            )
+    lines += [
+        "",
+        "Monitors every epoch, with no budget (the worst case) and with the default `train.monitor_budget: 0.05`, "
+        "which skips an epoch's measurement whenever the monitors have spent 5 % of the training time so far (the "
+        "last epoch is always measured). Wall-time ratios include start-up and are noisy on a shared machine.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["simclr-digits", "vsimclr-digits"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/monitor-cost"))
+    args = parser.parse_args()
+    load = [round(x, 2) for x in os.getloadavg()]
+    rows = [measure(p, args.overrides, args.rounds) for p in args.presets]
+    report = {
+        "command": "OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": load}, {}),
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
