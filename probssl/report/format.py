@@ -29,12 +29,12 @@ def cell(agg: dict | None) -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
-    ]
+    """A Markdown pipe table; a ``|`` inside a cell (e.g. in a folder name) is escaped so that it stays one cell."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows), ""]
 
 
 def slug(text: str) -> str:

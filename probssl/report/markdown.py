@@ -21,6 +21,7 @@ from probssl.data import DataError
 from probssl.evaluation import list_sections
 from probssl.evaluation.options import RUNTIME_KEYS
 from probssl.report.format import table
+from probssl.report.html import write_html
 from probssl.report.plots import plot_loss_curves, plot_monitor_curves
 from probssl.report.sections import ReportContext, renderer_for
 from probssl.train.logging import MetricsLog, read_status
@@ -271,15 +272,19 @@ def write_report(
     baselines: dict[str, dict] | None = None,
     title: str = "probssl report",
     preamble: str = "",
+    html: bool = True,
 ) -> dict[str, Any]:
-    """Write OUT/report.md, OUT/metrics.json and PNG plots comparing the evaluated runs."""
+    """Write OUT/report.md, OUT/metrics.json and PNG plots comparing the evaluated runs, and (``html``)
+    OUT/report.html: the same content as one self-contained page (probssl.report.html)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(run_dirs)
     r = ReportContext(groups=groups, agg=_aggregate_groups(groups), out=out, baselines=baselines or {})
-    lines = [f"# {title}", ""] + ([preamble, ""] if preamble else [])
-    lines += _runs_table(r) + _section_lines(r) + _protocol(r)
-    (out / "report.md").write_text("\n".join(lines))
+    head = [f"# {title}", ""] + ([preamble, ""] if preamble else []) + _runs_table(r)
+    body = _section_lines(r) + _protocol(r)
+    (out / "report.md").write_text("\n".join(head + body))
+    if html:  # after the sections: they wrote the plots the page embeds
+        write_html(out / "report.html", title, head, body, groups)
     payload = {
         "title": title,
         "grouping": {

@@ -150,7 +150,7 @@ def plot_ood_histograms(data: dict[str, dict], path: Path) -> Path:
         ax.set_xlabel(f"uncertainty: {d['score']}")
         ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    fig.suptitle("Uncertainty in- vs out-of-distribution (higher = more uncertain)")
+    fig.suptitle("Uncertainty in- vs out-of-distribution (higher = more uncertain)", wrap=True)
     return _save(fig, path)
 
 
@@ -175,7 +175,7 @@ def plot_selective_curves(data: dict[str, dict[str, dict]], path: Path) -> Path:
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle("Selective accuracy (rejecting the most uncertain test images)")
+    fig.suptitle("Selective accuracy (rejecting the most uncertain test images)", wrap=True)
     return _save(fig, path)
 
 
@@ -209,7 +209,7 @@ def plot_embedding_maps(data: dict[str, dict], path: Path, class_names: list[str
             ax.text(0.5, 0.5, "no uncertainty score", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
-    fig.suptitle("2-D map (t-SNE) of the test representations")
+    fig.suptitle("2-D map (t-SNE) of the test representations", wrap=True)
     return _save(fig, path)
 
 
@@ -267,7 +267,7 @@ def plot_corruption_curves(data: dict[str, dict[str, list[float]]], path: Path, 
         ax.set_title(corruption.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("Uncertainty vs corruption severity")
+    fig.suptitle("Uncertainty vs corruption severity", wrap=True)
     return _save(fig, path)
 
 
