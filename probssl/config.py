@@ -81,13 +81,19 @@ class DataConfig:
     resize: str = spec("short-side-crop", choices=("short-side-crop", "stretch", "pad"))
     alpha_background: int = spec(0, minimum=0, maximum=255)
     max_image_pixels: int = spec(50_000_000, minimum=1)  # larger images are refused before decoding (bombs)
+    # unlabelled-folder / manifest without a test split of their own: the share of images held out as test
+    # (a fixed seed: the test images never depend on split_seed).
+    test_fraction: float = spec(0.1, minimum=0.0, maximum=1.0, exclusive_minimum=True)
     # File datasets larger than memory: auto streams them when their decoded pixels would take > 50% of the
     # available memory; DataLoader workers decode the coming batches (None: min(2, CPU cores); 0: in the trainer).
     in_memory: bool | str = spec("auto", choices=(True, False, "auto"), operational=True)
     loader_workers: int | None = spec(None, minimum=0, operational=True)
+    attribute: str | None = None  # celeba: null = SimVAE's hair-colour task, else one binary attribute (Smiling)
 
     def check(self) -> list[str]:
         problems = [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]
+        if self.test_fraction >= 1:
+            problems.append(f"data.test_fraction must be < 1, got {self.test_fraction}")
         if self.classes is not None and (len(self.classes) < 2 or len(set(self.classes)) != len(self.classes)):
             problems.append(f"data.classes must list at least two distinct class indices, got {self.classes}")
         return problems
@@ -171,11 +177,14 @@ class TrainConfig:
     device: str = spec("auto", operational=True)  # auto | cpu | cuda | cuda:N
     precision: str = spec("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto: by the hardware (and a probe)
     compile: bool | str = spec("auto", choices=(True, False, "auto"))  # torch.compile; auto: where it repays
+    # torch.compile backend: inductor (generated kernels); aot_eager / eager: graph capture only, for debugging and tests
+    compile_backend: str = spec("inductor", choices=("inductor", "aot_eager", "eager"), operational=True)
     num_threads: int = spec(0, minimum=0, operational=True)  # torch threads on CPU; 0 keeps torch's default
     max_steps: int | None = spec(None, minimum=1)  # stop early after this many optimiser steps
     log_every: int = spec(10, minimum=1, operational=True)
     checkpoint_every: int = spec(1, minimum=0, operational=True)  # epochs
     checkpoint_every_steps: int = spec(0, minimum=0, operational=True)  # also mid-epoch every N steps (0: off)
+    keep_checkpoints: int = spec(2, minimum=1, operational=True)  # the N newest checkpoints are kept, older deleted
     skip_nonfinite: int = spec(0, minimum=0)  # skip up to this many steps whose loss is NaN/inf
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume, slower on GPU)
     sync_batchnorm: bool = False  # SyncBatchNorm under torchrun (GPU/NCCL only)

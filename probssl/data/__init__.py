@@ -16,6 +16,11 @@ Datasets (:func:`list_datasets`; each module registers its own with :func:`regis
 * ``cifar10``, ``cifar100``: the official python-version ``.tar.gz`` in ``root/cifar10/`` and
   ``root/cifar100/``.
 * ``folder``: your own images, ``data_dir/{train,test[,val]}/<class_name>/*.png``.
+* ``unlabelled-folder``: your own images without classes (pretraining): every image below ``data_dir``, or
+  ``data_dir/train/`` with optional ``val/`` and ``test/``; a missing test split is carved by ``data.test_fraction``.
+* ``manifest``: a file list, ``data_dir`` = a CSV (``path[,label][,split]``) or TXT (one path per line).
+
+Unlabelled sets have ``classes == ()`` and every label ``UNLABELLED`` (-1); ``splits.labelled`` tells them apart.
 
 Official files are MD5-verified on every load and downloaded when missing (``download=True``).
 Every problem with the data is a :class:`DataError` whose message says what to do.
@@ -24,7 +29,7 @@ Every problem with the data is a :class:`DataError` whose message says what to d
 import importlib
 import pkgutil
 
-from .dataset import DataSplits, ImageDataset
+from .dataset import UNLABELLED, DataSplits, ImageDataset
 from .download import download_file, verify_file
 from .errors import DataError
 from .paths import resolve_data_dir
@@ -41,7 +46,7 @@ from .registry import (
 )
 
 # Every dataset module registers its family on import: the built-ins in this order, then any other module.
-for _name in ("digits", "mnist", "cifar", "folder"):
+for _name in ("digits", "mnist", "cifar", "folder", "manifest"):
     importlib.import_module(f"{__name__}.{_name}")
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -50,6 +55,7 @@ __all__ = [
     "DataError",
     "ImageDataset",
     "DataSplits",
+    "UNLABELLED",
     "DATASETS",
     "DatasetFamily",
     "keep_classes",

@@ -8,7 +8,11 @@ import torch
 
 from probssl.data.lazy import is_lazy, take_rows
 
-__all__ = ["ImageDataset", "DataSplits"]
+__all__ = ["ImageDataset", "DataSplits", "UNLABELLED"]
+
+#: The label of every image of an unlabelled set (``classes == ()``): negative, so that code which forgets to
+#: check :attr:`ImageDataset.labelled` fails (one-hot, scatter) instead of scoring one made-up class.
+UNLABELLED = -1
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -18,8 +22,10 @@ class ImageDataset:
     Attributes:
         images: uint8 ``[N, C, H, W]``, contiguous, pixel values 0..255 (C is 1 or 3); for a file dataset
             larger than memory a :class:`~probssl.data.lazy.LazyImages`, which decodes the rows it is indexed with.
-        labels: int64 ``[N]``, class indices in ``[0, len(classes))``.
-        classes: human-readable class names; ``classes[k]`` names label ``k``.
+        labels: int64 ``[N]``, class indices in ``[0, len(classes))``; ``UNLABELLED`` (-1) for every image of an
+            unlabelled set.
+        classes: human-readable class names; ``classes[k]`` names label ``k``. Empty for an unlabelled set
+            (pretraining images without classes: ``unlabelled-folder``, a manifest without labels).
         name: dataset name, e.g. ``"mnist"`` (the same for all splits of one dataset).
 
     Datasets returned by :func:`probssl.data.load_dataset` are cached and shared between
@@ -50,14 +56,20 @@ class ImageDataset:
         # A list would be mutable inside a frozen object and unhashable; normalise quietly.
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         if len(self.classes) == 0:
-            raise ValueError("classes must not be empty")
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(self.classes)):
+            if labels.numel() and bool((labels != UNLABELLED).any()):
+                raise ValueError(f"an unlabelled set (classes empty) has every label {UNLABELLED}")
+        elif labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(self.classes)):
             raise ValueError(
                 f"labels must lie in [0, {len(self.classes)}), got range [{int(labels.min())}, {int(labels.max())}]"
             )
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def labelled(self) -> bool:
+        """False for a set without classes (every label ``UNLABELLED``)."""
+        return len(self.classes) > 0
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(image uint8 [C, H, W], label int64 [])`` — enough for a torch DataLoader."""
@@ -112,7 +124,13 @@ class DataSplits:
 
     @property
     def num_classes(self) -> int:
+        """0 for unlabelled data."""
         return len(self.train.classes)
+
+    @property
+    def labelled(self) -> bool:
+        """False when the images have no classes (label-needing evaluation is skipped)."""
+        return self.train.labelled
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

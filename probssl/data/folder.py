@@ -20,6 +20,13 @@ or ``pad`` (scale the long side, pad with the background). Each file is visited 
 symlink loop or a second link to the same file never inflates or mislabels the set. An image above
 ``data.max_image_pixels`` pixels is refused from its header, before it is decoded.
 
+Images without classes, for pretraining (``data.name: unlabelled-folder``, :func:`scan_unlabelled_folder`): every
+image below ``data_dir`` (sub-folder names ignored), or ``data_dir/train/`` with optional ``val/`` and ``test/``; a
+missing test split is carved by ``data.test_fraction`` with a fixed seed (:func:`carve_test`), the validation split
+by ``data.val_fraction`` as always. Their classes are ``()`` and every label is ``UNLABELLED`` (-1); evaluation
+skips the sections that need labels (see :mod:`probssl.evaluation.evaluate`). The same decoding serves file
+lists (:mod:`probssl.data.manifest`).
+
 A set whose decoded pixels would not fit is streamed: ``data.in_memory`` (auto: when they would take more than
 half the available memory; false: always) gives :class:`~probssl.data.lazy.LazyImages`, decoded from the files
 when indexed (in training by DataLoader workers, ``data.loader_workers``).
@@ -35,12 +42,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset import ImageDataset
+from .dataset import UNLABELLED, ImageDataset
 from .errors import DataError
 from .lazy import LazyImages, choose_in_memory
+from .members import open_image_source
 from .registry import DatasetFamily, register_dataset
+from .splits import STREAM_FIXED_TEST, seeded_rng, stratified_split
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderScan", "scan_folder", "read_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderScan", "carve_test", "read_folder", "scan_folder", "scan_unlabelled_folder"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
@@ -52,6 +61,9 @@ _LAYOUT = (
     "DATA_DIR/test/<class_name>/<image>.png (optionally DATA_DIR/val/<class_name>/...), with "
     f"images ending in {', '.join(IMAGE_EXTENSIONS)}."
 )
+_UNLABELLED_HINT = "For images without classes (pretraining), use data.name: unlabelled-folder."
+# The seed of every carved test split: fixed, so the test images never depend on data.split_seed (as digits').
+TEST_CARVING_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -59,12 +71,14 @@ class FolderScan:
     """What is on disk: per split, ``(path, label, size_bytes, mtime_ns)`` for every image.
 
     Hashable, and it changes whenever a file is added, removed, renamed or rewritten, so it
-    doubles as the key of the in-process decode cache.
+    doubles as the key of the in-process decode cache. ``classes`` is empty (labels ``UNLABELLED``) for
+    unlabelled images; ``name`` is the dataset's (``folder``, ``unlabelled-folder``, ``manifest``).
     """
 
     root: str
     classes: tuple[str, ...]
     splits: tuple[tuple[str, tuple[tuple[str, int, int, int], ...]], ...]
+    name: str = "folder"
 
 
 def scan_folder(data_dir: str | os.PathLike) -> FolderScan:
@@ -82,7 +96,7 @@ def scan_folder(data_dir: str | os.PathLike) -> FolderScan:
         raise DataError(f"Folder dataset {root} {what}. {_LAYOUT}")
     classes = tuple(sorted(d.name for d in _visible(train_dir) if d.is_dir()))
     if not classes:
-        raise DataError(f"Folder dataset {root}: {train_dir} contains no class folders. {_LAYOUT}")
+        raise DataError(f"Folder dataset {root}: {train_dir} contains no class folders. {_LAYOUT} {_UNLABELLED_HINT}")
     index = {c: k for k, c in enumerate(classes)}
 
     splits = []
@@ -97,7 +111,7 @@ def scan_folder(data_dir: str | os.PathLike) -> FolderScan:
         if stray:
             raise DataError(
                 f"Folder dataset {root}: image {stray[0]} is directly inside {split}/, but each "
-                f"image must be inside its class folder. {_LAYOUT}"
+                f"image must be inside its class folder. {_LAYOUT} {_UNLABELLED_HINT}"
             )
         class_dirs = sorted(d for d in _visible(split_dir) if d.is_dir())
         real_dirs = {os.path.realpath(d) for d in class_dirs}
@@ -157,7 +171,7 @@ def read_folder(
             images=images[:] if memory.in_memory else images,
             labels=torch.from_numpy(labels),
             classes=scan.classes,
-            name="folder",
+            name=scan.name,
         )
     return out["train"], out.get("val"), out["test"]
 
@@ -171,7 +185,7 @@ def _open(path: str):
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return Image.open(path)
+            return Image.open(open_image_source(path))  # a file, or a tar shard member (data.name: shards)
         except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _unreadable(path, exc) from exc
 
@@ -185,13 +199,13 @@ def _headers(paths: list[str], image_size: int | None, max_pixels: int) -> tuple
             size, mode, bands = img.size, img.mode, img.getbands()
         if size[0] * size[1] > max_pixels:
             raise DataError(
-                f"Folder dataset image {path} is {size[0]}x{size[1]} pixels, above data.max_image_pixels = "
+                f"Image {path} is {size[0]}x{size[1]} pixels, above data.max_image_pixels = "
                 f"{max_pixels:,}: refused before decoding (a decompression bomb, or a photo to downscale first). "
                 "Shrink or remove it, or raise data.max_image_pixels."
             )
         if image_size is None and expected is not None and size != expected:
             raise DataError(
-                f"Folder dataset image {path} is {size[0]}x{size[1]} pixels (width x height) but the dataset's "
+                f"Image {path} is {size[0]}x{size[1]} pixels (width x height) but the dataset's "
                 f"images are {expected[0]}x{expected[1]} (the size of {first}). Set data.image_size (and "
                 "data.resize: short-side-crop | stretch | pad) to bring them to one size, or resize this one."
             )
@@ -199,7 +213,7 @@ def _headers(paths: list[str], image_size: int | None, max_pixels: int) -> tuple
         grey = grey and (
             mode in _GREY_MODES or (mode == "P" and _palette_is_grey(path)) or bands in (("L",), ("L", "A"))
         )
-    assert expected is not None  # scan_folder guarantees at least one training image
+    assert expected is not None  # every scan has at least one training image
     return grey, (image_size, image_size) if image_size else expected
 
 
@@ -295,39 +309,141 @@ def _images_in(class_dir: Path, seen: set[str] | None = None, others: frozenset[
 
 def _unreadable(path: str, exc: BaseException) -> DataError:
     return DataError(
-        f"Folder dataset image {path} could not be read as an image ({exc}); it is damaged or "
+        f"Image {path} could not be read as an image ({exc}); it is damaged or "
         f"not an image despite its extension. Replace or remove it."
     )
 
 
-def _locate(
-    data_dir,
-    download: bool,
+def carve_test(
+    entries: tuple[tuple[str, int, int, int], ...], test_fraction: float, where: str
+) -> tuple[tuple[tuple[str, int, int, int], ...], tuple[tuple[str, int, int, int], ...]]:
+    """Split scan entries ``(path, label, size, mtime)`` into ``(train, test)`` for a set that has no test split
+    of its own: ``round(test_fraction * n)`` entries (at least one, leaving two for train and val), stratified by
+    label, chosen with a FIXED seed so the test images never depend on ``data.split_seed``.
+
+    Raises:
+        DataError naming ``where`` when there are fewer than three images.
+    """
+    n = len(entries)
+    if n < 3:
+        raise DataError(
+            f"{where} has {n} image(s); carving train, validation and test splits needs at least 3. Add images."
+        )
+    n_test = min(max(round(test_fraction * n), 1), n - 2)
+    labels = torch.tensor([e[1] for e in entries], dtype=torch.int64)
+    rest, test = stratified_split(labels, n_test, seeded_rng(TEST_CARVING_SEED, STREAM_FIXED_TEST))
+    return tuple(entries[i] for i in rest.tolist()), tuple(entries[i] for i in test.tolist())
+
+
+def _entry(path: Path | str, label: int) -> tuple[str, int, int, int]:
+    st = os.stat(path)
+    return (str(path), label, st.st_size, st.st_mtime_ns)
+
+
+def scan_unlabelled_folder(data_dir: str | os.PathLike, test_fraction: float = 0.1) -> FolderScan:
+    """List the images of an unlabelled folder (``data.name: unlabelled-folder``; nothing is decoded).
+
+    Layout: with ``ROOT/train/``, the splits are ``train/``, ``val/`` (optional) and ``test/`` (optional); without
+    it, every image below ROOT is the training pool. Images are found recursively (sub-folder names are ignored:
+    they are not classes), each real file once across all splits (symlinks resolved, loops not followed). A
+    missing ``test/`` is carved from the pool (:func:`carve_test`, ``test_fraction``); a missing ``val/`` is carved
+    by ``data.val_fraction`` as for every dataset. Labels are ``UNLABELLED``, classes ``()``.
+
+    Raises:
+        DataError naming the folder if it does not exist, a split folder has no images, or ``val/`` / ``test/``
+        exist without ``train/``.
+    """
+    root = Path(data_dir).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(
+            f"Unlabelled folder {root} {'is not a folder' if root.exists() else 'does not exist'}: set data.data_dir "
+            "to the folder that holds your images."
+        )
+    if (root / "train").is_dir():
+        dirs = {split: root / split for split in _SPLITS if (root / split).is_dir()}
+    else:
+        given = [split for split in ("val", "test") if (root / split).is_dir()]
+        if given:
+            raise DataError(
+                f"Unlabelled folder {root} has {given[0]}/ but no train/: put the training images in "
+                f"{root / 'train'}/ (or remove the split folders to use every image below {root})."
+            )
+        dirs = {"train": root}
+    real_dirs = {os.path.realpath(d) for d in dirs.values()}
+    seen: set[str] = set()  # shared by the splits: a file linked into two splits is taken once, by the first
+    found = {}
+    for split, directory in dirs.items():
+        images = _images_in(directory, seen, frozenset(real_dirs - {os.path.realpath(directory)}))
+        if not images:
+            raise DataError(
+                f"Unlabelled folder {root}: {directory} contains no images (extensions "
+                f"{', '.join(IMAGE_EXTENSIONS)}, searched recursively). Add images or remove the folder."
+            )
+        found[split] = tuple(_entry(path, UNLABELLED) for path in images)
+    if "test" not in found:
+        found["train"], found["test"] = carve_test(found["train"], test_fraction, f"Unlabelled folder {root}")
+    splits = tuple((split, found[split]) for split in _SPLITS if split in found)
+    return FolderScan(root=str(root), classes=(), splits=splits, name="unlabelled-folder")
+
+
+#: DataConfig fields that every image-file dataset (folder, unlabelled-folder, manifest) passes to :func:`read_folder`.
+DECODE_OPTIONS = ("image_size", "resize", "alpha_background", "max_image_pixels", "in_memory")
+
+
+def file_source(
+    scan: FolderScan,
     image_size=None,
     resize="short-side-crop",
     alpha_background=0,
     max_image_pixels=50_000_000,
     in_memory="auto",
 ) -> tuple:
+    """The hashable source of an image-file dataset: its scan and the decode options (:func:`read_folder`)."""
+    return (scan, image_size, resize, alpha_background, max_image_pixels, in_memory)
+
+
+def read_source(source: tuple) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
+    """``(train, val or None, test)`` of a :func:`file_source`."""
+    return read_folder(*source)
+
+
+def _locate(data_dir, download: bool, **options) -> tuple:
     if data_dir is None or str(data_dir) == "":
         raise DataError(
             "The 'folder' dataset needs data_dir: the folder that holds your train/ and "
             "test/ image folders (DATA_DIR/train/<class_name>/<image>.png)."
         )
-    return (scan_folder(data_dir), image_size, resize, alpha_background, max_image_pixels, in_memory)
+    return file_source(scan_folder(data_dir), **options)
 
 
-def _decode_source(source) -> tuple[ImageDataset, ImageDataset | None, ImageDataset]:
-    return read_folder(*source)
+def _locate_unlabelled(data_dir, download: bool, test_fraction: float = 0.1, **options) -> tuple:
+    if data_dir is None or str(data_dir) == "":
+        raise DataError(
+            "The 'unlabelled-folder' dataset needs data_dir: the folder that holds your images "
+            "(any sub-folders; or ROOT/train/, optional ROOT/val/ and ROOT/test/)."
+        )
+    return file_source(scan_unlabelled_folder(data_dir, test_fraction), **options)
 
 
 register_dataset(
     DatasetFamily(
         "folder",
         _locate,
-        _decode_source,
+        read_source,
         description="your own images: ROOT/train/<class>/*.png, ROOT/test/<class>/... (optional ROOT/val/)",
         data_dir_is_root=True,
-        options=("image_size", "resize", "alpha_background", "max_image_pixels", "in_memory"),
+        options=DECODE_OPTIONS,
+    )
+)
+register_dataset(
+    DatasetFamily(
+        "unlabelled-folder",
+        _locate_unlabelled,
+        read_source,
+        description="your own images without classes, for pretraining: every image below ROOT (or ROOT/train/, "
+        "optional ROOT/val/, ROOT/test/); test carved by data.test_fraction when absent",
+        aliases=("unlabeled-folder",),
+        data_dir_is_root=True,
+        options=("test_fraction", *DECODE_OPTIONS),
     )
 )

@@ -149,7 +149,8 @@ def load_dataset(
         name: a registered dataset (:func:`list_datasets`).
         data_dir: root of the data directory (see :func:`resolve_data_dir`; ``mnist`` is read
             from ``data_dir/mnist/`` and so on). For ``"folder"`` it is instead the folder that
-            holds ``train/`` and ``test/`` and is required. Ignored for ``"digits"``.
+            holds ``train/`` and ``test/`` and is required (``"unlabelled-folder"``: the folder of the
+            images; ``"manifest"``: the CSV/TXT file list). Ignored for ``"digits"``.
         val_fraction: fraction of the training images carved out as the validation split,
             stratified by label; in ``[0, 1)``. The number held out is
             ``round(val_fraction * n_train)``, at least one image when ``val_fraction > 0``.
@@ -164,7 +165,8 @@ def load_dataset(
             are unaffected.
 
     Returns:
-        :class:`DataSplits` with images uint8 ``[N, C, H, W]`` and labels int64 ``[N]``. MD5s of
+        :class:`DataSplits` with images uint8 ``[N, C, H, W]`` and labels int64 ``[N]`` (all ``UNLABELLED``,
+        classes ``()``, for unlabelled images: ``splits.labelled`` is False). MD5s of
         official files are verified on every call, but decoding and splitting are cached
         in-process: repeated calls with the same arguments return the *same* tensors, so callers
         must not modify them in place.
@@ -245,6 +247,8 @@ def _split(name: str, source: Hashable, val_fraction: float, split_seed: int, tr
 def keep_classes(dataset: ImageDataset, classes: list[int] | tuple[int, ...], keep: bool = True) -> ImageDataset:
     """The images of ``classes`` (``keep=False``: of every other class), relabelled 0..K-1 in ascending order of
     the original label, with the class names to match."""
+    if not dataset.labelled:
+        raise DataError(f"data.classes needs labelled images, but {dataset.name} has no labels; remove data.classes.")
     chosen = sorted(set(classes)) if keep else [c for c in range(len(dataset.classes)) if c not in set(classes)]
     bad = [c for c in chosen if not 0 <= c < len(dataset.classes)]
     if bad:
@@ -290,4 +294,21 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
 
 
 # The built-in datasets (registered by their modules); list_datasets() also names users' registrations.
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")
+DATASETS: tuple[str, ...] = (
+    "digits",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100",
+    "folder",
+    "unlabelled-folder",
+    "manifest",
+    "shards",
+    "svhn",
+    "stl10",
+    "stl10-unlabeled",
+    "tiny-imagenet",
+    "caltech256",
+    "celeba",
+    "imagenet",
+)

@@ -3,7 +3,7 @@
 One row per image: its index in the split, its label (if the data has labels), the evaluated representation,
 the posterior's deterministic summary (``mean_direction``), every uncertainty score the evaluation computes
 (the posterior family's named scores, MC dispersion, kNN distance, density, a loss predictor's), and the kNN
-prediction against the run's own training split. Written as ``.npz`` (arrays), ``.csv`` (one column per
+prediction against the run's own training split (when it has labels). Written as ``.npz`` (arrays), ``.csv`` (one column per
 number) or ``.parquet`` (when pyarrow is installed). Batched, with a progress bar.
 """
 
@@ -56,7 +56,8 @@ def embed(
     opts = EvalOptions(batch_size=batch_size)
     train_x = extract(method, splits.train.images, kind, batch_size, device)
     backbone = train_x if kind == "backbone" else extract(method, splits.train.images, "backbone", batch_size, device)
-    scorer = Scorer(method, kind, train_x, opts, device, train_backbone=backbone, train_labels=splits.train.labels)
+    labels = splits.train.labels if splits.labelled else None  # unlabelled: no kNN prediction, one density
+    scorer = Scorer(method, kind, train_x, opts, device, train_backbone=backbone, train_labels=labels)
     columns: dict[str, list] = {}
     bar = tqdm(total=len(target), disable=not progress, unit="img", desc="embed")
     for start in range(0, len(target), batch_size):
@@ -69,8 +70,9 @@ def embed(
             "label": target.labels[start : start + len(images)],
             "representation": feats,
             "mean_direction": direction,
-            "knn_prediction": knn_predict(train_x, splits.train.labels, feats, 20, splits.num_classes),
         }
+        if labels is not None:
+            parts["knn_prediction"] = knn_predict(train_x, labels, feats, 20, splits.num_classes)
         parts.update({f"uncertainty/{k}": v for k, v in scorer.all(images, feats).items()})
         for key, value in parts.items():
             columns.setdefault(key, []).append(value)

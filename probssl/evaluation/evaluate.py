@@ -21,6 +21,10 @@ Rules: every hyper-parameter (weight decay, k, MLP epoch) is selected on the val
 split is scored once with the selection. Per-sample arrays kept in eval.json are subsampled to at most
 ``EvalOptions.max_saved`` (2,000) rows with a fixed seed.
 
+Unlabelled data (``unlabelled-folder``, a manifest without labels): every section that needs labels (a class
+``needs_labels``) is skipped and eval.json's ``skipped`` names it with the reason; the label-free ones (geometry:
+effective rank, spectrum, alignment, uniformity) run as usual.
+
 Beside this module: ``options`` (what to compute), ``sections`` (the sections), ``ood`` (the OOD sets),
 ``scoring`` (per-image uncertainty scores), ``visuals`` (t-SNE and image grids).
 """
@@ -37,7 +41,7 @@ import torch
 from torch import Tensor
 
 from probssl.config import Config, ConfigError, EvalConfig
-from probssl.data import DataSplits, load_splits
+from probssl.data import DataError, DataSplits, load_splits
 from probssl.data.resident import resident_splits
 from probssl.evaluation._utils import json_clean
 from probssl.evaluation.features import extract, extract_embeddings
@@ -197,6 +201,21 @@ def _header(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
+def _check_training_split(splits: DataSplits, config: Config | None) -> None:
+    """The probes and the uncertainty scores' class-conditional Gaussians are fitted on the training split; with no
+    more images than classes there is no within-class spread to fit, so say so instead of failing mid-way."""
+    labels = splits.train.labels
+    n, k = len(splits.train), int(torch.unique(labels).numel()) if labels is not None else 1
+    if n <= k:
+        subset = config.data.train_subset if config is not None else None
+        cause = f" (data.train_subset={subset})" if subset is not None else ""
+        raise DataError(
+            f"the training split has {n} image(s) of {k} class(es){cause}: the evaluation fits its probes and "
+            "class-conditional densities on it, which needs more images than classes. Train and evaluate with a "
+            "larger training set (e.g. data.train_subset=100)."
+        )
+
+
 def evaluate_method(
     method: Method,
     splits: DataSplits,
@@ -220,15 +239,21 @@ def evaluate_method(
     method.eval()
     # A split streamed from its files (data.in_memory) is decoded here: sections index and reshape whole splits.
     splits, streamed = resident_splits(splits, seed=opts.seed)
+    _check_training_split(splits, config)
     ctx = _context(method, splits, opts, device, config or Config(), image_dir)
+    skipped = {}
     for section in list_sections():
-        if section.enabled(opts):
+        if section.enabled(opts) and section.needs_labels and not splits.labelled:
+            skipped[section.name] = f"needs labels; {splits.name} has none (unlabelled images)"
+        elif section.enabled(opts):
             tic = time.perf_counter()
             result = section.run(ctx)
             if result is not None:
                 ctx.results[section.name] = result
             ctx.timing.setdefault(section.name, time.perf_counter() - tic)
     metrics = {**_header(ctx), **({"streamed_data": streamed} if streamed else {}), **ctx.results, **ctx.top}
+    if skipped:
+        metrics["skipped"] = skipped
     metrics["summary"] = summarize(metrics)
     # Flat aliases kept for older callers (probssl train --eval, README).
     for key in ("linear_acc", "knn_acc", "effective_rank", "mean_uncertainty"):

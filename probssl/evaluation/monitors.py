@@ -99,13 +99,13 @@ class OnlineMonitor(Callback):
         query = extract(method, query_x, kind, 512, device, trainer.precision)
         k = min(20, len(ref))
         out = {
-            "monitor/knn_acc": float(
-                (knn_predict(ref, ref_y, query, k, splits.num_classes) == query_y).double().mean()
-            ),
-            "monitor/linear_acc": ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes),
             "monitor/effective_rank": effective_rank(query),
             "monitor/uniformity": uniformity(query, max_samples=1000, seed=self.seed),
         }
+        if splits.labelled:  # unlabelled images: only the label-free monitors
+            knn = knn_predict(ref, ref_y, query, k, splits.num_classes)
+            out["monitor/knn_acc"] = float((knn == query_y).double().mean())
+            out["monitor/linear_acc"] = ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes)
         g = torch.Generator().manual_seed(self.seed)
         augmenter = augmenter_from_config(trainer.config.augment, splits.image_shape)
         views = augmenter(query_x, views=2, generator=g)

@@ -22,6 +22,13 @@ a :class:`LossPredictor`, a small MLP on DETACHED backbone features trained to p
 loss; ``forward`` adds its training term ``loss_prediction``. The backbone, heads and their gradients are
 exactly those of the run without it (the predictor sees detached inputs and a detached target).
 
+Input checks: ``posterior``, ``represent`` and ``uncertainty`` -- of this class and of every subclass that
+overrides them (:meth:`Method.__init_subclass__` wraps them) -- pass their images through :meth:`Method.check_images`
+first: uint8 is converted as training converts it (``probssl.data.to_float_images``: x / 255), float is checked to
+be finite and in [0, 1], the shape against the model's ``image_shape`` (set by ``create_method``), and the tensor is
+moved to the model's device; anything else is one ValueError / TypeError naming what was expected and what came.
+A nested call (``represent`` -> ``posterior``) is checked once.
+
 Scores that are not a property of the posterior family (such as the predicted loss) come from
 ``extra_uncertainty(images) -> {name: [N]}`` and ``extra_uncertainty_kinds()``; evaluation reads these next
 to the family's ``uncertainty_kinds()`` (``uncertainty(images, kind)`` stays the posterior's scores only).
@@ -30,7 +37,8 @@ to the family's ``uncertainty_kinds()`` (``uncertainty(images, kind)`` stays the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import torch
@@ -46,6 +54,34 @@ REPRESENTATIONS = ("backbone", "mean", "direction", "sample", "bits")
 #: Training objectives of the :class:`LossPredictor`: the paper's pairwise ranking hinge, or squared error.
 LOSS_PREDICTION_OBJECTIVES = ("order", "mse")
 PREDICTED_LOSS = "predicted_loss"
+#: Entry points whose image argument :meth:`Method.check_images` checks (also when a subclass overrides them).
+CHECKED_ENTRY_POINTS = ("posterior", "represent", "uncertainty")
+# Float pixels may exceed [0, 1] by this much (rounding of resizes and blends) before they count as out of range.
+_RANGE_TOLERANCE = 1e-3
+
+
+def _checks_input(fn: Callable) -> Callable:
+    """Wrap a method entry point ``fn(self, images, ...)`` so that ``images`` goes through ``check_images`` first,
+    once per outermost call (a nested entry point sees the already-checked tensor)."""
+    if getattr(fn, "_checks_input", False):
+        return fn
+
+    @functools.wraps(fn)
+    def checked(self, *args, **kwargs):
+        if self.__dict__.get("_checking_input", False) or not (args or "images" in kwargs):
+            return fn(self, *args, **kwargs)
+        if args:
+            args = (self.check_images(args[0], fn.__name__), *args[1:])
+        else:
+            kwargs["images"] = self.check_images(kwargs["images"], fn.__name__)
+        self.__dict__["_checking_input"] = True
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            self.__dict__["_checking_input"] = False
+
+    checked._checks_input = True  # type: ignore[attr-defined]
+    return checked
 
 
 def loss_order_hinge(pred: Tensor, target: Tensor, gap: float = 0.1) -> Tensor:
@@ -144,9 +180,17 @@ class Method(nn.Module):
     #: The posterior score reported as "the" uncertainty; None: the posterior family's default.
     default_uncertainty: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in CHECKED_ENTRY_POINTS:  # a subclass's own posterior / represent checks its input too
+            if name in cls.__dict__:
+                setattr(cls, name, _checks_input(cls.__dict__[name]))
+
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
+        #: (C, H, W) the model was built for (``create_method`` sets it); None: only dtype, range and device are checked.
+        self.image_shape: tuple[int, int, int] | None = None
         self.loss_predictor: LossPredictor | None = None  # see attach_loss_predictor
         self.feature_density: FeatureDensity | None = None  # see attach_feature_density
         self._feature_tap: list[Tensor] | None = None  # encode_views records its features here when a list
@@ -164,9 +208,56 @@ class Method(nn.Module):
         """
         raise NotImplementedError
 
+    @_checks_input
     def posterior(self, images: Tensor) -> Posterior:
-        """[N, C, H, W] float images -> q(z|x) with batch_shape [N] and event_shape [d]."""
+        """[N, C, H, W] images (uint8, or float in [0, 1]) -> q(z|x) with batch_shape [N] and event_shape [d]."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ input checks
+    def check_images(self, images: object, where: str = "posterior") -> Tensor:
+        """The images ``where`` (posterior / represent / uncertainty) was given, as the model sees them in training.
+
+        images: ``[N, C, H, W]`` uint8 (0..255, converted by x / 255 as training does) or float (finite, in
+        [0, 1]) -> float32 ``[N, C, H, W]`` on the model's device.
+
+        Raises:
+            TypeError: not a tensor, or a dtype other than uint8 / float.
+            ValueError: not 4-d, a (C, H, W) other than ``image_shape``, NaN / inf, or float pixels outside [0, 1].
+        """
+        what = f"{type(self).__name__}.{where}"
+        expected = "[N, {}, {}, {}]".format(*self.image_shape) if self.image_shape else "[N, C, H, W]"
+        if not isinstance(images, Tensor):
+            raise TypeError(
+                f"{what} expects a torch.Tensor {expected} (uint8 0..255 or float in [0, 1]), got "
+                f"{type(images).__name__}; e.g. torch.from_numpy(array).permute(0, 3, 1, 2) for [N, H, W, C] arrays."
+            )
+        if images.dtype != torch.uint8 and not images.is_floating_point():
+            raise TypeError(f"{what} expects uint8 (0..255) or float (0..1) images {expected}, got {images.dtype}.")
+        if images.dim() != 4:
+            hint = " (one image: images.unsqueeze(0))" if images.dim() == 3 else ""
+            raise ValueError(f"{what} expects images {expected}, got shape {list(images.shape)}{hint}.")
+        if self.image_shape is not None and tuple(images.shape[1:]) != tuple(self.image_shape):
+            c, h, w = self.image_shape
+            channels_last = tuple(images.shape[1:]) == (h, w, c)
+            hint = " (channels last: images.permute(0, 3, 1, 2))" if channels_last else ""
+            raise ValueError(
+                f"{what} expects images {expected} (the shape the model was trained on), got shape "
+                f"{list(images.shape)}{hint}; resize them as the training data was (data.image_size, data.resize)."
+            )
+        device = _parameter_device(self)
+        images = images.to(device) if device is not None and images.device != device else images
+        if images.dtype == torch.uint8:
+            return to_float_images(images)
+        if images.numel():
+            low, high = (float(v) for v in torch.aminmax(images.detach().float()))
+            if not (low == low and high == high) or abs(low) == float("inf") or abs(high) == float("inf"):
+                raise ValueError(f"{what} got non-finite pixels (NaN or inf) in its float images.")
+            if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+                raise ValueError(
+                    f"{what} expects float pixels in [0, 1] (training saw uint8 / 255), got the range "
+                    f"[{low:.3g}, {high:.3g}]{_range_hint(low, high)}."
+                )
+        return images.float()
 
     # ------------------------------------------------------------------ shared helpers
     def per_sample_loss(self, views: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -313,6 +404,7 @@ class Method(nn.Module):
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Called by the trainer after each optimiser step (e.g. to update a momentum encoder)."""
 
+    @_checks_input
     def uncertainty(self, images: Tensor, kind: str | None = None) -> Tensor:
         """[N, C, H, W] -> the score ``kind`` [N] (default: the method's ``uncertainty_kinds()[0]``): a posterior
         score, or one of ``extra_uncertainty_kinds()`` (predicted loss, density, combined)."""
@@ -328,6 +420,7 @@ class Method(nn.Module):
         default = self.default_uncertainty
         return [default, *(k for k in kinds if k != default)] if default in kinds else kinds
 
+    @_checks_input
     @torch.no_grad()
     def represent(self, images: Tensor, kind: str = "auto") -> Tensor:
         """[N, C, H, W] -> the representation evaluated downstream, [N, D].
@@ -354,3 +447,18 @@ class Method(nn.Module):
                 )
             return (q.probs > 0.5).to(images.dtype)
         raise ValueError(f"Unknown representation '{kind}'; choose from auto, {', '.join(REPRESENTATIONS)}")
+
+
+def _parameter_device(module: nn.Module) -> torch.device | None:
+    """The device of the module's first parameter (None for a module without parameters)."""
+    for parameter in module.parameters():
+        return parameter.device
+    return None
+
+
+def _range_hint(low: float, high: float) -> str:
+    if high > 2:
+        return ": pixels 0..255 as floats? give them as uint8, or divide by 255"
+    if low < 0:
+        return ": normalised (mean / std) pixels? give the raw pixels, as in training"
+    return ""

@@ -4,8 +4,11 @@ SimVAE); not a registered method itself.
 * encoder: the backbone + a :class:`~probssl.models.GaussianHead` (features -> ``(loc, scale)``, d =
   ``model.embed_dim``), a diagonal-Gaussian posterior ``q(z|x)`` per view;
 * decoder: ``model.decoder`` (``"auto"`` = the mirror of ``model.backbone``: ``mlp-simvae`` ->
-  ``mlp``, ``convnet`` -> ``conv`` with the backbone's ``model.width``, ``resnet*`` -> ``resnet``),
-  producing logits ``[N, C, H, W]``;
+  ``mlp``, ``convnet`` -> ``conv`` with the backbone's ``model.width``, ``resnet*`` -> ``resnet``; a backbone
+  without a mirror -- ``package.module:callable``, ``timm/``, ``torchvision/``, a plug-in -- gets one chosen from
+  the image shape, conv for sides >= 8, else MLP, or a ConfigError saying which ``model.decoder`` to set),
+  producing logits ``[N, C, H, W]``. ``Trainer(backbone=module)`` keeps ``model.backbone``'s mirror (default
+  ``convnet`` -> conv) unless ``model.decoder`` is set;
 * likelihood ``method.likelihood``: ``"bernoulli"`` (pixels ~ Bern(sigmoid(logits)); BCE with
   logits summed over pixels) or ``"gaussian"`` (pixels ~ N(sigmoid(logits), sigma_x^2) with fixed
   ``log sigma_x^2 = method.log_var_x``, all constants kept). The Gaussian mean is squashed by a

@@ -90,6 +90,7 @@ def create_method(config: Config, image_shape: tuple[int, int, int], backbone: n
     else:
         backbone = prepare_backbone(backbone, channels, size)
     method = cls.from_config(backbone, config, image_shape)
+    method.image_shape = (channels, height, width)  # what posterior() / represent() check their input against
     c = config.method
     if getattr(c, "loss_prediction", False):  # contrastive configs have it (SimCLRConfig and its subclasses)
         method.attach_loss_predictor(config.model.head_hidden_dim, objective=c.loss_prediction_objective)

@@ -10,6 +10,10 @@ loss's business.
 * :class:`ResNetDecoder` -- small residual upsampling decoder (4 -> 8 -> 16 -> 32 for 32x32),
   one residual block per resolution, widths mirroring ResNet-18 (512, 256, 128, 64).
 
+A user's backbone (``package.module:callable``, ``timm/``, ``torchvision/``, a plug-in) has no mirror: its decoder
+is chosen from the image shape (:func:`decoder_for_shape`: conv for sides >= 8, MLP for smaller images, else a
+ConfigError saying which ``model.decoder`` to set).
+
 :func:`create_decoder` builds one by decoder name, by the name of the backbone it should mirror,
 or ``"auto"`` (from ``out_shape``).
 """
@@ -22,11 +26,11 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from probssl.config import did_you_mean
+from probssl.config import ConfigError, did_you_mean
 
 from ._utils import check_out_shape, halve, num_halvings
 from .convnet import ConvBNReLU
-from .registry import BACKBONES, Registry
+from .registry import BACKBONES, Registry, is_entry_point, is_external
 
 __all__ = [
     "DECODERS",
@@ -34,12 +38,19 @@ __all__ = [
     "list_decoders",
     "create_decoder",
     "decoder_for_backbone",
+    "decoder_for_shape",
     "MLPDecoder",
     "ConvDecoder",
     "ResNetDecoder",
 ]
 
 DECODERS = Registry("decoder")
+
+# decoder_for_shape: images whose shorter side is at least this get the conv decoder (its transposed-conv stages
+# retrace any H, W); smaller ones the MLP, while its output layer (2000 x C*H*W weights) stays at most
+# MLP_MAX_OUTPUTS values wide (32M weights).
+CONV_MIN_SIDE = 8
+MLP_MAX_OUTPUTS = 16_384
 
 
 def register_decoder(name: str, *, overwrite: bool = False):
@@ -223,12 +234,34 @@ class ResNetDecoder(nn.Module):
         return self.out(self.blocks(x))
 
 
+def decoder_for_shape(out_shape: Sequence[int], backbone: str = "a user backbone") -> str:
+    """The decoder for images of ``out_shape`` (C, H, W) when the backbone has no mirror (a user's
+    ``package.module:callable``, ``timm/``, ``torchvision/`` or a plug-in backbone): ``"conv"`` when the shorter
+    side is >= ``CONV_MIN_SIDE`` (8), else ``"mlp"`` when C*H*W <= ``MLP_MAX_OUTPUTS``.
+
+    Raises:
+        ConfigError naming ``model.decoder`` and its choices for other shapes (tiny along one side, large overall).
+    """
+    c, h, w = check_out_shape(out_shape)
+    if min(h, w) >= CONV_MIN_SIDE:
+        return "conv"
+    if c * h * w <= MLP_MAX_OUTPUTS:
+        return "mlp"
+    raise ConfigError(
+        f"model.decoder: auto cannot choose a decoder for {backbone} at image shape (C, H, W) = ({c}, {h}, {w}): "
+        f"a side below {CONV_MIN_SIDE} is too small for the conv decoder's stages to mirror an encoder, and an MLP "
+        f"to {c * h * w:,} outputs would need {2000 * c * h * w:,} weights in its last layer. Set model.decoder to "
+        "conv (transposed convolutions, any H x W), resnet (residual upsampling) or mlp."
+    )
+
+
 def decoder_for_backbone(name: str, out_shape: Sequence[int] | None = None) -> str:
     """Decoder name mirroring a backbone (or decoder) name.
 
     ``"mlp*"`` -> ``"mlp"``, ``"conv*"`` -> ``"conv"``, ``"resnet*"`` -> ``"resnet"``, a decoder
     name -> itself.  ``"auto"`` needs ``out_shape``: ``"resnet"`` for colour images with sides
-    >= 32, else ``"conv"``.
+    >= 32, else ``"conv"``. A backbone without a mirror (``package.module:callable``, ``timm/NAME``,
+    ``torchvision/NAME``, another registered backbone) gets :func:`decoder_for_shape` (needs ``out_shape``).
     """
     if name in DECODERS:
         return name
@@ -237,9 +270,12 @@ def decoder_for_backbone(name: str, out_shape: Sequence[int] | None = None) -> s
             raise ValueError("decoder 'auto' needs out_shape")
         c, h, w = check_out_shape(out_shape)
         return "resnet" if c >= 3 and min(h, w) >= 32 else "conv"
+    without_mirror = is_entry_point(name) or is_external(name)
     for prefix, dec in (("mlp", "mlp"), ("conv", "conv"), ("resnet", "resnet")):
-        if name.startswith(prefix):
+        if name.startswith(prefix) and not without_mirror:
             return dec
+    if (without_mirror or name in BACKBONES) and out_shape is not None:
+        return decoder_for_shape(out_shape, f"backbone {name!r}")
     known = DECODERS.names() + ["auto"] + BACKBONES.names()
     msg = f"No decoder for {name!r}.{did_you_mean(name, known, cutoff=0.5, n=3)}"
     msg += (
@@ -254,7 +290,8 @@ def create_decoder(name: str, latent_dim: int, out_shape: Sequence[int], **kwarg
 
     Args:
         name: a decoder name (``"mlp"``, ``"conv"``, ``"resnet"``), a backbone name whose mirror
-            is wanted (``"mlp-simvae"``, ``"convnet"``, ``"resnet18-cifar"``, ...), or ``"auto"``.
+            is wanted (``"mlp-simvae"``, ``"convnet"``, ``"resnet18-cifar"``, ...; a backbone without one, e.g.
+            ``package.module:callable``: chosen from ``out_shape`` by :func:`decoder_for_shape`), or ``"auto"``.
         latent_dim: latent dimension.
         out_shape: ``(C, H, W)`` of the images.
         **kwargs: forwarded to the decoder class (e.g. ``width``).

@@ -11,6 +11,7 @@ def test_public_names():
         "DataError",
         "ImageDataset",
         "DataSplits",
+        "UNLABELLED",
         "DATASETS",
         "DatasetFamily",
         "keep_classes",
@@ -24,7 +25,24 @@ def test_public_names():
         "verify_file",
         "download_file",
     }
-    assert DATASETS == ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")
+    assert DATASETS == (
+        "digits",
+        "mnist",
+        "fashion-mnist",
+        "cifar10",
+        "cifar100",
+        "folder",
+        "unlabelled-folder",
+        "manifest",
+        "shards",
+        "svhn",
+        "stl10",
+        "stl10-unlabeled",
+        "tiny-imagenet",
+        "caltech256",
+        "celeba",
+        "imagenet",
+    )
     assert issubclass(DataError, Exception)
 
 
@@ -35,7 +53,7 @@ def test_unknown_name_lists_valid_names_and_suggests():
     assert "'mnsit'" in msg and "Did you mean 'mnist'?" in msg
     assert all(name in msg for name in DATASETS)
     with pytest.raises(DataError) as err:
-        load_dataset("imagenet")
+        load_dataset("qwerty")  # nothing close ("imagenet" would suggest "manifest")
     assert "Did you mean" not in str(err.value) and "cifar100" in str(err.value)
     with pytest.raises(DataError, match="Did you mean 'fashion-mnist'"):
         load_dataset("fashion-mnits")

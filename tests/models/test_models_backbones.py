@@ -24,17 +24,23 @@ TV_RESNET18_NO_FC = 11_689_512 - (512 * 1000 + 1000)
 TV_RESNET50_NO_FC = 25_557_032 - (2048 * 1000 + 1000)
 
 _CACHE: dict = {}
+# Backbones whose feature size depends on the image size (they flatten their last map): its side after the stem
+# (3x3 conv without padding, max-pool 3/2/1) and two stride-2 stages, times SimVAE's 128 channels.
+SIZE_DEPENDENT = {"mlp-simvae", "simvae-resnet18"}
+SIMVAE_SIDE = {8: 1, 28: 4, 32: 4}
 
 
 def get_model(name, in_channels, size=32):
     """Models are cached per (name, channels[, size for the MLP]): building resnet50 takes ~0.4 s."""
-    key = (name, in_channels, size if name == "mlp-simvae" else None)
+    key = (name, in_channels, size if name in SIZE_DEPENDENT else None)
     if key not in _CACHE:
         _CACHE[key] = create_backbone(name, in_channels, size)
     return _CACHE[key]
 
 
-def family_dim(name):
+def family_dim(name, size):
+    if name == "simvae-resnet18":
+        return 128 * SIMVAE_SIDE[size] ** 2
     return EXPECTED_DIM[name.split("-")[0] if name.startswith("resnet") else name]
 
 
@@ -57,7 +63,7 @@ def test_expected_names_registered():
 def test_output_shape(name, in_channels):
     for size in SIZES:
         model = get_model(name, in_channels, size).eval()
-        assert model.feature_dim == family_dim(name)
+        assert model.feature_dim == family_dim(name, size)
         n = 1 if name.startswith("resnet") else 2  # eval mode: batch 1 is fine and halves the cost
         x = torch.randn(n, in_channels, size, size)
         with torch.no_grad():

@@ -64,7 +64,7 @@ def test_resnet_decoder_upsampling_path():
 
 
 def test_create_decoder_mapping():
-    assert set(list_decoders()) == {"mlp", "conv", "resnet"}
+    assert set(list_decoders()) == {"mlp", "conv", "resnet", "simvae-resnet18"}
     cases = {
         "mlp-simvae": MLPDecoder,
         "convnet": ConvDecoder,

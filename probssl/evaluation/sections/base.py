@@ -108,7 +108,7 @@ class EvalContext:
                 o,
                 self.device,
                 train_backbone=self.backbone_train(),
-                train_labels=self.labels[0],
+                train_labels=self.labels[0] if self.splits.labelled else None,
             )
         return self._cache["scorer"]
 
@@ -128,6 +128,9 @@ class Section:
     skip_name: ClassVar[str | None] = None  # default: name
     parts: ClassVar[tuple[str, ...]] = ()  # EvalOptions booleans of sub-parts, skippable on their own
     default_on: ClassVar[bool] = True  # plug-ins: run unless skipped (False: only when asked for)
+    # Skipped, with the reason in eval.json's "skipped", when the data has no labels (unlabelled-folder, a manifest
+    # without labels); a label-free section sets False.
+    needs_labels: ClassVar[bool] = True
     option_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod

@@ -28,6 +28,7 @@ class Geometry(Section):
     title = "Geometry"
     order = 20
     skip_name = "geometry"
+    needs_labels = False
     parts = ("alignment",)
 
     def run(self, ctx: EvalContext) -> dict[str, Any]:
