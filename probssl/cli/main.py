@@ -13,8 +13,36 @@ from probssl.config import ConfigError, list_presets, load_config, to_yaml
 from probssl.data import DataError
 from probssl.train import CheckpointError, TrainingError
 
+
+class NotWritable(Exception):
+    """An output folder that cannot be written (read-only file system, no permission)."""
+
+
 # Errors that are the user's to fix: one clear message, no traceback.
-USER_ERRORS = (ConfigError, DataError, TrainingError, CheckpointError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    TrainingError,
+    CheckpointError,
+    FileNotFoundError,
+    NotADirectoryError,
+    NotWritable,
+)
+
+
+def check_writable(folder: str | Path, what: str, fix: str = "choose another folder (--out)") -> None:
+    """Fail before any work is done when ``folder`` (or, not existing yet, the nearest folder above it, where it
+    would be created) cannot be written: a read-only output found only after training or evaluating loses it."""
+    target = Path(folder)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir() or os.access(target, os.W_OK):
+        return
+    read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+    raise NotWritable(
+        f"cannot write {what} into {folder}: {target} is {'on a read-only file system' if read_only else 'not writable'}"
+        f"{'' if read_only else ' (no write permission)'}; make it writable, or {fix}."
+    )
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -36,6 +64,7 @@ def cmd_train(args) -> int:
 
     config = load_config(args.preset, args.config, args.overrides)
     run_dir = Path(args.out or f"runs/{args.preset or config.method.name + '-' + config.data.name}")
+    check_writable(run_dir, "the run")
     if os.environ.get("RANK", "0") == "0":
         print(f"training {config.method.name} on {config.data.name} into {run_dir}", flush=True)
         if args.show_config:
@@ -45,7 +74,9 @@ def cmd_train(args) -> int:
     teardown_distributed(trainer.dist)
     if args.eval and os.environ.get("RANK", "0") == "0":
         metrics = evaluate_run(run_dir)
-        print(json.dumps({k: metrics[k] for k in ("linear_acc", "knn_acc", "effective_rank")}, indent=1))
+        print(
+            json.dumps({k: metrics[k] for k in ("linear_acc", "knn_acc", "effective_rank") if k in metrics}, indent=1)
+        )
     return 0
 
 
@@ -53,6 +84,8 @@ def cmd_eval(args) -> int:
     from probssl.evaluation import evaluate_run
 
     mode = "quick" if args.quick else "full" if args.full else "default"
+    if Path(args.run_dir).is_dir():  # a missing run is load_run's clear error
+        check_writable(args.run_dir, "eval.json", fix="copy the run to a writable folder and evaluate the copy")
     metrics = evaluate_run(
         args.run_dir,
         representation=args.representation,
@@ -74,6 +107,8 @@ def cmd_eval(args) -> int:
         f"representation: {metrics['representation']['kind']} ({metrics['representation']['dim']}-d); "
         f"{mode} evaluation in {metrics['eval_seconds']:.1f} s"
     )
+    if metrics.get("skipped"):  # e.g. the label-needing sections on unlabelled images
+        print(f"skipped: {', '.join(metrics['skipped'])} ({next(iter(metrics['skipped'].values()))})")
     print(f"wrote {Path(args.run_dir) / 'eval.json'}")
     return 0
 
@@ -81,6 +116,7 @@ def cmd_eval(args) -> int:
 def cmd_embed(args) -> int:
     from probssl.evaluation.embed import embed, write_embeddings
 
+    check_writable(Path(args.out).parent, Path(args.out).name)
     rows = embed(args.run_dir, data=args.data, split=args.split, device=args.device, checkpoint=args.checkpoint)
     path = write_embeddings(rows, args.out)
     print(f"wrote {len(rows['index'])} rows ({', '.join(rows)}) to {path}")
@@ -90,6 +126,7 @@ def cmd_embed(args) -> int:
 def cmd_export(args) -> int:
     from probssl.train.export import export_run
 
+    check_writable(args.out, "the export")
     out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint)
     print(f"wrote {out}/model.safetensors (backbone), head.safetensors, config.json and README.md")
     return 0
@@ -98,15 +135,17 @@ def cmd_export(args) -> int:
 def cmd_report(args) -> int:
     from probssl.report import write_report
 
-    payload = write_report(args.run_dirs, args.out, title=args.title)
+    check_writable(args.out, "the report")
+    payload = write_report(args.run_dirs, args.out, title=args.title, html=True)
     groups = payload["groups"]
     print(
         f"{len(args.run_dirs)} run(s) in {len(groups)} group(s): "
         + ", ".join(f"{label} (n={g['n']})" for label, g in groups.items())
     )
     print(
-        f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'metrics.json'} and "
-        f"{sum(1 for v in payload['plots'].values() if v.endswith('.png'))} PNG files"
+        f"wrote {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'} (self-contained), "
+        f"{Path(args.out) / 'metrics.json'} and {sum(1 for v in payload['plots'].values() if v.endswith('.png'))} "
+        "PNG files"
     )
     return 0
 
@@ -114,6 +153,7 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from probssl.cli.demo import run_demo
 
+    check_writable(args.out, "the demo's runs and report")
     run_demo(Path(args.out), epochs=args.epochs, data_dir=args.data_dir)
     return 0
 
@@ -237,7 +277,9 @@ def _embed_export_parsers(sub) -> None:
 
 
 def _other_parsers(sub) -> None:
-    p = sub.add_parser("report", help="Markdown + JSON + plots comparing evaluated runs (mean ± s.e. over seeds)")
+    p = sub.add_parser(
+        "report", help="Markdown + self-contained HTML + JSON + plots comparing evaluated runs (mean ± s.e. over seeds)"
+    )
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="probssl report")

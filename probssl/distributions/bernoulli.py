@@ -29,7 +29,9 @@ class StraightThroughBernoulli(Posterior):
 
     Args:
         logits: shape [..., d].
-        temperature: τ > 0 of the binary-concrete relaxation used for gradients.
+        temperature: τ > 0 of the binary-concrete relaxation used for gradients. A float, or a 0-dim tensor
+            (not checked) for a τ annealed under ``torch.compile``: a float that changes every step makes a
+            recompile every step, a tensor's value is not guarded.
 
     * ``rsample(sample_shape)``: straight-through estimator. Draw logistic noise
       L = log U - log(1-U), set the relaxed sample r = σ((l + L)/τ) (binary concrete /
@@ -51,15 +53,18 @@ class StraightThroughBernoulli(Posterior):
     has_rsample = True
     default_uncertainty = "bit_entropy"
 
-    def __init__(self, logits: torch.Tensor, temperature: float = 1.0, validate_args: bool | None = None):
+    def __init__(
+        self, logits: torch.Tensor, temperature: float | torch.Tensor = 1.0, validate_args: bool | None = None
+    ):
         logits = torch.as_tensor(logits)
         if not logits.is_floating_point():
             logits = logits.to(torch.get_default_dtype())
         if logits.dim() < 1:
             raise ValueError("logits must have shape [..., d]")
-        temperature = float(temperature)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not isinstance(temperature, torch.Tensor):  # a 0-dim tensor is kept as is, unchecked (see Args)
+            temperature = float(temperature)
+            if not temperature > 0:
+                raise ValueError(f"temperature must be > 0, got {temperature}")
         self.logits = logits
         self.temperature = temperature
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)

@@ -142,6 +142,10 @@ class SCL(Method):
             raise ValueError(f"relax_temperature must be [start, end], both > 0; got {list(relax_temperature)}")
         self.relax_start, self.relax_end = (float(t) for t in relax_temperature)
         self.relax_temperature = self.relax_start  # set by on_step during training
+        # The same value as a 0-dim buffer for the training pass: a Python float that changes every step is a
+        # value guard under torch.compile (one recompile per step); a tensor's value is not guarded. Not
+        # persistent (checkpoints keep their keys): on_step sets it before every step.
+        self.register_buffer("relax_tau", torch.tensor(self.relax_start), persistent=False)
         self.latent_dim = int(latent_head.out_bits if latent == "bernoulli" else latent_head.out_dim)
         if latent == "bernoulli":
             self.default_representation = "bits"
@@ -169,11 +173,18 @@ class SCL(Method):
     def on_step(self, step: int, total_steps: int) -> None:
         # Reaches the end temperature on the last step (step total_steps - 1).
         self.relax_temperature = anneal_temperature(step, self.relax_start, self.relax_end, total_steps - 1)
+        self.relax_tau.fill_(self.relax_temperature)
 
-    def forward_head(self, features: Tensor) -> DiagonalNormal | StraightThroughBernoulli:
-        """[M, F] backbone features -> q(z|x) with batch [M], event [latent_dim] (float32)."""
+    def forward_head(
+        self, features: Tensor, temperature: float | Tensor | None = None
+    ) -> DiagonalNormal | StraightThroughBernoulli:
+        """[M, F] backbone features -> q(z|x) with batch [M], event [latent_dim] (float32).
+
+        temperature: the Bernoulli relaxation's (default: the current ``relax_temperature``); the training
+        pass gives the ``relax_tau`` buffer."""
         if self.latent == "bernoulli":
-            return StraightThroughBernoulli(self.latent_head(features).float(), self.relax_temperature)
+            tau = self.relax_temperature if temperature is None else temperature
+            return StraightThroughBernoulli(self.latent_head(features).float(), tau)
         loc, scale = self.latent_head(features)
         return DiagonalNormal(loc.float(), scale.float())
 
@@ -185,7 +196,7 @@ class SCL(Method):
 
     def loss_terms(self, views, labels=None):
         v, n = views.shape[:2]
-        q = self.forward_head(self.encode_views(views).reshape(v * n, -1))
+        q = self.forward_head(self.encode_views(views).reshape(v * n, -1), self.relax_tau)
         z = q.rsample()  # hard bits (straight-through) or m + sigma * eps
         p = F.normalize(self.head(z), dim=-1).reshape(v, n, -1)
         terms = {"nt_xent": info_nce(p, self.temperature, self.gather)}
@@ -197,7 +208,7 @@ class SCL(Method):
         """[V, N, ...] views -> [N]: each image's NT-Xent (averaged over its views as anchors) plus beta
         times the mean KL of its views; the same computation as ``loss_terms``, not reduced over images."""
         v, n = views.shape[:2]
-        q = self.forward_head(self.encode_views(views).reshape(v * n, -1))
+        q = self.forward_head(self.encode_views(views).reshape(v * n, -1), self.relax_tau)
         z = q.rsample()
         p = F.normalize(self.head(z), dim=-1).reshape(v, n, -1)
         loss = info_nce(p, self.temperature, self.gather, reduction="none").mean(0)

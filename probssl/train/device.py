@@ -327,6 +327,11 @@ def _has_cxx_compiler() -> bool:
     return any(c and shutil.which(c) for c in candidates)
 
 
+def has_cxx_compiler() -> bool:
+    """Whether inductor can build CPU kernels here (for the Trainer's clear error under train.compile=true)."""
+    return _has_cxx_compiler()  # through the private name, which the tests fake
+
+
 def _cpu_class() -> str:
     try:
         return torch.backends.cpu.get_cpu_capability()

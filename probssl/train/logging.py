@@ -60,8 +60,12 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1) -> Non
     """Write JSON through a temporary file and a rename: a reader sees the old file or the new one, never half."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=indent, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=indent, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves neither half a file nor a stray temporary one
+        raise
 
 
 def read_json(path: str | Path) -> Any | None:

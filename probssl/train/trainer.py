@@ -25,8 +25,23 @@ from probssl.data import DataSplits, load_splits, to_float_images
 from probssl.data.lazy import is_lazy
 from probssl.methods import Method, create_method
 from probssl.train.callbacks import Callback, default_callbacks
-from probssl.train.checkpoint import CheckpointError, TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint
-from probssl.train.device import autocast, choose_compile, choose_precision, select_device, use_channels_last
+from probssl.train.checkpoint import (
+    DAMAGED,
+    CheckpointError,
+    TrainingState,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from probssl.train.device import (
+    autocast,
+    choose_compile,
+    choose_precision,
+    has_cxx_compiler,
+    select_device,
+    use_channels_last,
+)
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.environment import environment_record
 from probssl.train.feed import default_loader_workers, training_batches
@@ -83,21 +98,30 @@ def run_identity(config: Config) -> dict:
     return identity
 
 
-def identity_differences(saved: Config, current: Config) -> list[str]:
-    """``section.key: saved -> current`` for every result-changing key that differs."""
+# The training budget: a run may be continued with a larger one (``--resume auto --set train.epochs=N``).
+BUDGET_KEYS = ("train.epochs", "train.max_steps")
+
+
+def identity_differences(saved: Config, current: Config, ignore: Sequence[str] = ()) -> list[str]:
+    """``section.key: saved -> current`` for every result-changing key that differs, except the ``section.key``
+    names in ``ignore`` (a resume passes :data:`BUDGET_KEYS`)."""
     a, b = run_identity(saved), run_identity(current)
     out = []
     for section in sorted(set(a) | set(b)):
         for key in sorted(set(a.get(section, {})) | set(b.get(section, {}))):
             old, new = a.get(section, {}).get(key), b.get(section, {}).get(key)
-            if old != new:
+            if old != new and f"{section}.{key}" not in ignore:
                 out.append(f"{section}.{key}: {old!r} -> {new!r}")
     return out
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
-    """A distinct, reproducible seed for every (run, step, rank): a resumed run, or one on another
-    number of processes, draws exactly the augmentations and noise it would have drawn."""
+    """A distinct, reproducible seed for every (run, step, rank), seeding that rank's augmentations and noise.
+
+    A resumed run draws exactly the augmentations and noise it would have drawn (on the same number of
+    processes). A run on another number of processes does not: the rank is mixed in, so under torchrun each
+    rank's share of the batch gets other views than one process would give the same images (and batch-norm
+    statistics are per process), so N processes do not reproduce a 1-process run's losses or weights."""
     return ((seed * 1_000_003 + step) * 1024 + rank) % (2**63 - 1)
 
 
@@ -230,13 +254,30 @@ class Trainer:
         self.warmup_steps = int(round(t.warmup_epochs * self.steps_per_epoch))
 
     def _setup_compile(self) -> None:
-        """``train.compile``: torch.compile of what the loop calls (the method or its DDP wrapper); every step has
-        the same batch shape (drop_last), so it compiles once. Checkpoints read the uncompiled method."""
+        """``train.compile``: torch.compile of what the loop calls (the method or its DDP wrapper) with
+        ``train.compile_backend``. Checkpoints read the uncompiled method, so they are the same either way.
+
+        It compiles once per run (tests/train/test_compile.py counts the compiles): every step has the same
+        batch shape (drop_last), and state that changes every step (SCL's relaxation temperature, MoCo's queue)
+        is held in tensors, whose values torch.compile does not guard on. Choices: ``dynamic`` is left at its
+        default (None: static shapes first) rather than False: if a shape or a Python number did change, the
+        default recompiles once with it symbolic, where False would recompile on every new value until
+        ``torch._dynamo.config.cache_size_limit`` (8) and then run eager. That limit and ``mark_static`` are
+        left alone: they are process-wide, and nothing here needs them.
+        """
         t = self.config.train
         choice = choose_compile(t.compile, self.device, self.total_steps, self.precision)
         self.compiled, self.compile_reason = choice.enabled, choice.reason
-        if choice.enabled:
-            self.model = torch.compile(self.model)
+        if not choice.enabled:
+            return
+        if t.compile_backend == "inductor" and self.device.type == "cpu" and not has_cxx_compiler():
+            raise TrainingError(
+                "train.compile=true with train.compile_backend=inductor needs a C++ compiler on CPU (inductor builds "
+                "its kernels with it) and none was found ($CXX, c++, g++, clang++); install one (e.g. apt-get "
+                "install g++), or set train.compile=false."
+            )
+        self.compile_reason += f" (backend {t.compile_backend})"
+        self.model = torch.compile(self.model, backend=t.compile_backend)
 
     def runtime_record(self) -> dict:
         """How this run executes and why (recorded in status.json): precision, compile, memory format."""
@@ -278,7 +319,7 @@ class Trainer:
                 raise TrainingError(str(err)) from None
         if config_file.exists():
             saved = from_dict(yaml.safe_load(config_file.read_text()), migrate=True)
-            differences = identity_differences(saved, self.config)
+            differences = identity_differences(saved, self.config, ignore=BUDGET_KEYS)
             if differences:
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different config ({config_file}: "
@@ -294,7 +335,7 @@ class Trainer:
         else:
             path = self._resume_path(resume, ckpt_dir)
             if path is not None:
-                self._restore(load_checkpoint(path))
+                self._restore(load_checkpoint(path), path)
                 self.echo(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
             elif self.dist.is_main:
                 self.log.clear()  # killed before its first checkpoint: the run starts again at step 0
@@ -320,23 +361,68 @@ class Trainer:
             return latest
         return path
 
-    def _restore(self, state: TrainingState) -> None:
-        if run_identity(from_dict(state.config, migrate=True)) != run_identity(self.config):
+    def _restore(self, state: TrainingState, path: Path) -> None:
+        """Load a checkpoint into the trainer; one that does not fit this run (another config, edited weights,
+        optimiser groups or RNG state) is a :class:`CheckpointError` naming ``path``; no file of the run changes."""
+        differences = identity_differences(from_dict(state.config, migrate=True), self.config, ignore=BUDGET_KEYS)
+        if differences:
             raise CheckpointError(
-                "the checkpoint was written by a run with a different config; "
-                "resume with the same preset and overrides."
+                f"{path} was written by a run with a different config ({'; '.join(differences[:5])}); "
+                "resume with the same preset and --set overrides (only train.epochs / train.max_steps may change)."
+            )
+        if state.step > self.total_steps:
+            raise TrainingError(
+                f"{path} is at step {state.step}, past this config's budget of {self.total_steps} steps; continue "
+                "with a train.epochs (or train.max_steps) at least as large as the run's."
             )
         self.method.match_state(state.model)
-        self.method.load_state_dict(state.model)
+        load_weights(self.method, state.model, path)
+        density = getattr(self.method, "feature_density", None)
+        if state.step < self.total_steps and density is not None and bool(density.fitted):
+            # a finished run continued for more epochs: its density describes the old backbone and is fitted again
+            # when training ends; until then the method scores as during any training (e.g. the monitors)
+            density.fitted.fill_(False)
         if state.optimizer is not None:
-            self.optimizer.load_state_dict(state.optimizer)
-            match_state_layout(self.optimizer)
+            self._restore_optimizer(state.optimizer, path)
+        try:
+            self.order_rng_epoch_start = state.rng["order_epoch_start"]
+            self.order_rng.set_state(state.rng["order"])
+            torch.Generator().set_state(self.order_rng_epoch_start)  # checks it, as set_state did for "order"
+        except (KeyError, RuntimeError, TypeError) as err:
+            raise CheckpointError(
+                f"{path}: its data-order RNG state is missing or damaged ({err}); {DAMAGED}"
+            ) from None
         self.step, self.epoch, self.batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
-        self.order_rng_epoch_start = state.rng["order_epoch_start"]
-        self.order_rng.set_state(state.rng["order"])
         self.skipped_steps = state.extra.get("skipped_steps", 0)
         if self.dist.is_main:
             self.log.truncate_after(self.step)
+
+    def _restore_optimizer(self, saved: dict, path: Path) -> None:
+        """The optimiser's state from a checkpoint, checked against this optimiser: its groups (count, sizes,
+        hyper-parameter keys and their types) and every moment's shape."""
+        expected = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(saved)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{path}: its optimiser state does not fit this optimiser ({err}); {DAMAGED}"
+            ) from None
+        for i, (want, group) in enumerate(zip(expected, self.optimizer.param_groups)):
+            for key, value in want.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                got = group.get(key)
+                if key not in group or (number and (isinstance(got, bool) or not isinstance(got, (int, float)))):
+                    raise CheckpointError(
+                        f"{path}: optimiser group {i} has {key} = {got!r} (expected a value like {value!r}); {DAMAGED}"
+                    )
+        for param, entries in self.optimizer.state.items():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    raise CheckpointError(
+                        f"{path}: optimiser state {key!r} has shape {list(value.shape)} for a parameter of shape "
+                        f"{list(param.shape)}; {DAMAGED}"
+                    )
+        match_state_layout(self.optimizer)
 
     def training_state(self) -> TrainingState:
         # Augmentation and noise generators are re-seeded every step (step_seed), so the data
@@ -378,7 +464,8 @@ class Trainer:
                 f"Training diverged by step {self.step}: {bad} holds NaN or inf. The last good checkpoint is kept in "
                 f"{self.run_dir / 'checkpoints'} (if any); lower train.lr or check the data."
             )
-        path = save_checkpoint(self.run_dir / "checkpoints", self.training_state()) if self.dist.is_main else None
+        keep = self.config.train.keep_checkpoints
+        path = save_checkpoint(self.run_dir / "checkpoints", self.training_state(), keep) if self.dist.is_main else None
         barrier(self.dist)
         return path
 
@@ -464,7 +551,9 @@ class Trainer:
             self.bar.set_postfix_str(f"kNN {record['monitor/knn_acc']:.3f}", refresh=False)
 
     def _log(self, stats: dict[str, float], rate: float) -> None:
-        record = {"step": self.step, "epoch": self.epoch, **stats, "img_per_s": rate}
+        """One training record. Its ``epoch`` is the number (from 1) of the epoch the step belongs to, its last step
+        included: the monitors' record at the end of epoch 1 and the checkpoint written there say 1 too."""
+        record = {"step": self.step, "epoch": self.epoch + 1, **stats, "img_per_s": rate}
         if self.dist.is_main:
             self.log.write(record)
             if self.tensorboard is not None:
@@ -611,7 +700,9 @@ def load_run(
         raise CheckpointError(f"{run_dir} has no checkpoint (expected {folder}/step-*/).")
     state = load_checkpoint(path, map_location="cpu")
     config = from_dict(state.config, migrate=True)
+    if "image_shape" not in state.extra:
+        raise CheckpointError(f"{path}/state.json has no extra.image_shape; {DAMAGED}")
     method = create_method(config, tuple(state.extra["image_shape"]), backbone=backbone)
     method.match_state(state.model)
-    method.load_state_dict(state.model)
+    load_weights(method, state.model, path)
     return config, method.to(device).eval(), state

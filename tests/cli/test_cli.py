@@ -127,3 +127,44 @@ def test_runs_lists_status_and_metrics(tmp_path, capsys):
     assert main(["runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "simclr" in out and "finished" in out and "digits" in out
+
+
+def test_a_finished_run_continues_for_more_epochs(tmp_path, capsys):
+    """`--resume auto` with a larger train.epochs: the steps go on from the last checkpoint, the log holds each
+    step once, and the learning rate follows the warm-up + cosine schedule of the new total from the restored
+    step (README "Resuming"). A budget below the run's step is refused."""
+    import json
+    import math
+    import os
+
+    from probssl.config import load_config
+    from probssl.train.optim import warmup_cosine
+
+    run = tmp_path / "run"
+    base = ["-m", "probssl", "train", "--preset", "simclr-digits", "--out", str(run)]
+    base += ["--set", "data.train_subset=256", "--set", "train.batch_size=64", "--set", "train.progress=false"]
+    base += ["--set", "train.log_every=1", "--set", "train.warmup_epochs=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run([sys.executable, *base, "--set", "train.epochs=1"], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    more = [sys.executable, *base, "--set", "train.epochs=2", "--resume", "auto"]
+    second = subprocess.run(more, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout and "(step 4, epoch 1)" in second.stdout, second.stdout
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    training = [r for r in records if "loss" in r]
+    assert [r["step"] for r in training] == list(range(1, 9))  # 4 steps per epoch, none repeated
+    assert [r["step"] for r in records if "monitor/knn_acc" in r] == [4, 8]
+    lr = load_config("simclr-digits").train.lr
+    for r in training:  # record of step s: the lr of step index s-1 ...
+        total = 4 if r["step"] <= 4 else 8  # ... over the first run's total, then over the new one
+        assert math.isclose(r["lr"], lr * warmup_cosine(r["step"] - 1, total, 0), rel_tol=1e-9), r
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "finished" and status["step"] == 8 and status["epoch"] == 2
+    assert "epochs: 2" in (run / "config.yaml").read_text()
+
+    shrink = ["train", "--preset", "simclr-digits", "--out", str(run), *base[7:], "--set", "train.epochs=1"]
+    assert main([*shrink, "--resume", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "past this config's budget of 4 steps" in err and "Traceback" not in err, err

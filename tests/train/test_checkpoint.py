@@ -91,6 +91,9 @@ def test_bad_json_and_foreign_format(tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_checkpoint(path)
     (path / "state.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(CheckpointError, match="modified after it was written"):
+        load_checkpoint(path)
+    (path / "state.json.sha256").unlink()  # another program's folder has no hash of ours
     with pytest.raises(CheckpointError, match="not a probssl checkpoint"):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="not a probssl checkpoint"):
@@ -116,3 +119,65 @@ def test_an_edited_state_json_is_refused(tmp_path):
     (path / "state.json").write_text(_json.dumps(meta))
     with pytest.raises(CheckpointError, match="modified after it was written"):
         _load(path)
+
+
+def test_every_checkpoint_file_has_the_mode_of_the_runs_other_files(tmp_path):
+    """safetensors writes its file 0600; a checkpoint is as readable as config.yaml (0644 under umask 022)."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path, _state()[2])
+    finally:
+        os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.iterdir()}
+    assert modes == {"tensors.safetensors": 0o644, "state.json": 0o644, "state.json.sha256": 0o644}
+
+
+def test_keep_keeps_the_n_newest(tmp_path):
+    for step in range(1, 6):
+        save_checkpoint(tmp_path, _state(step)[2], keep=3)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000003", "step-00000004", "step-00000005"]
+
+
+def test_a_failed_write_leaves_no_temporary_folder_and_keeps_the_earlier_ones(tmp_path, monkeypatch):
+    import errno
+
+    import probssl.train.checkpoint as checkpoint
+
+    save_checkpoint(tmp_path, _state(1)[2])
+
+    def full(tensors, filename, *args, **kwargs):
+        open(filename, "wb").write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(
+        CheckpointError, match=r"No space left on device \(free some disk space\)\. Kept: step-00000001"
+    ):
+        save_checkpoint(tmp_path, _state(2)[2])
+    assert [p.name for p in tmp_path.iterdir()] == ["step-00000001"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.pop("step"), "'step' must be a count"),
+        (lambda m: m.update(batch_in_epoch=-1), "'batch_in_epoch' must be a count"),
+        (lambda m: m.update(optimizer={"param_groups": [{"lr": 1}], "scalars": {}}), "param_groups"),
+        (lambda m: m.update(optimizer={"param_groups": [], "scalars": []}), "'optimizer.scalars'"),
+        (lambda m: m.update(extra={"image_shape": [8, 8]}), "'extra.image_shape'"),
+        (lambda m: m.pop("sha256"), "'sha256'"),
+    ],
+)
+def test_a_consistently_rehashed_but_malformed_state_json_is_refused(tmp_path, edit, message):
+    """Edited and re-hashed (or written by a bug): the structure is checked key by key, not trusted."""
+    import hashlib
+
+    path = save_checkpoint(tmp_path, _state()[2])
+    meta = json.loads((path / "state.json").read_text())
+    edit(meta)
+    (path / "state.json").write_text(json.dumps(meta))
+    (path / "state.json.sha256").write_text(hashlib.sha256((path / "state.json").read_bytes()).hexdigest())
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)

@@ -218,3 +218,27 @@ def test_channels_last_auto_is_on_for_conv_models_on_cpu(tmp_path, backbone, exp
     convs = [m for m in trainer.method.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs) is True
     assert bool(convs) is expected
+
+
+def test_each_record_carries_the_number_of_its_epoch_its_last_step_included(tmp_path):
+    """The last step of an epoch is logged with its own epoch's number (as the monitors' record and the checkpoint
+    at the epoch's end say), not with the previous one. 4 steps per epoch, a checkpoint every 2 steps."""
+    run = tmp_path / "run"
+    config = _config(extra=["train.epochs=2", "train.checkpoint_every_steps=2", "train.keep_checkpoints=3"])
+    Trainer(config, run).fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    training = {r["step"]: r["epoch"] for r in records if "loss" in r}
+    assert training == {1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
+    monitors = {r["step"]: r["epoch"] for r in records if "monitor/knn_acc" in r}
+    assert monitors == {4: 1, 8: 2} and all(training[s] == e for s, e in monitors.items())
+    from probssl.train import list_checkpoints, load_checkpoint
+
+    kept = list_checkpoints(run / "checkpoints")
+    assert [p.name for p in kept] == ["step-00000004", "step-00000006", "step-00000008"]  # keep_checkpoints=3
+    assert [load_checkpoint(p).epoch for p in kept] == [1, 1, 2]  # completed epochs: step 6 is mid-epoch 2
+    assert all(load_checkpoint(kept[i]).epoch == training[s] for i, s in ((0, 4), (2, 8)))
+
+
+def test_keep_checkpoints_is_validated():
+    with pytest.raises(ConfigError, match="train.keep_checkpoints must be >= 1"):
+        _config(extra=["train.keep_checkpoints=0"])
