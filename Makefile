@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install install-test bench clean test-integrations
+.PHONY: demo test install install-test bench clean test-integrations docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test-integrations:
 	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check timm pytest -e .
 	$(INT_VENV)/bin/python -m pytest -q tests/integrations
+
+# The documentation site (mkdocs-material + mkdocstrings) into site/, every warning an error; open site/index.html.
+docs: install
+	$(PIP) -c constraints.txt -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 bench: install
 	$(PY) benchmarks/throughput.py
