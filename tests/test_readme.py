@@ -31,6 +31,13 @@ NOT_RUN = {
     "python benchmarks/eval_speed.py": "a timing benchmark on 60,000 x 128 features (budget 60 s)",
     "python benchmarks/reproduce.py": "every method x 3 seeds on MNIST (hours; needs the MNIST files)",
     "python benchmarks/uncertainty.py": "every score x protocol on MNIST (hours; needs the MNIST files)",
+    "python benchmarks/streaming.py": "writes and decodes 20,000 JPEGs and times ResNet-18 steps (minutes); "
+    "tests/test_streaming_benchmark.py runs it at a tiny size",
+    "python benchmarks/monitor_cost.py": "trains the digits presets 6 times (minutes); "
+    "tests/test_monitor_cost_benchmark.py runs it at a tiny size",
+    "python benchmarks/paper_protocols.py": "builds and steps all 36 paper-protocol presets (minutes); "
+    "tests/test_paper_protocols.py runs a subset",
+    "make docs": "installs the docs extra and builds the site; CI runs it, and tests/test_docs.py builds the site",
     "torchrun --nnodes=2": "needs two machines; tests/train/test_multinode.py runs this form on one machine split "
     "into two network namespaces",
     "config → data": "the diagram of the package's layers, not a command",
