@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .dataset import UNLABELLED
 from .errors import DataError
-from .folder import IMAGE_EXTENSIONS, FolderScan, read_folder
+from .folder import DECODE_OPTIONS, IMAGE_EXTENSIONS, FolderScan, file_source, read_source
 from .members import MemberRef
 from .registry import DatasetFamily, register_dataset
 
@@ -126,31 +126,19 @@ def _classes(root: Path, splits: list) -> tuple[str, ...]:
     return tuple(str(k) for k in range(top + 1))
 
 
-def _locate(
-    data_dir,
-    download: bool,
-    image_size=None,
-    resize="short-side-crop",
-    alpha_background=0,
-    max_image_pixels=50_000_000,
-    in_memory="auto",
-) -> tuple:
+def _locate(data_dir, download: bool, **options) -> tuple:
     if data_dir is None or str(data_dir) == "":
         raise DataError(f"The 'shards' dataset needs data_dir: the folder that holds the shards. {_LAYOUT}")
-    return (scan_shards(data_dir), image_size, resize, alpha_background, max_image_pixels, in_memory)
-
-
-def _decode_source(source):
-    return read_folder(*source)
+    return file_source(scan_shards(data_dir), **options)
 
 
 register_dataset(
     DatasetFamily(
         "shards",
         _locate,
-        _decode_source,
+        read_source,
         description="images in tar shards (WebDataset layout): ROOT/train-*.tar, ROOT/test-*.tar (KEY.jpg + KEY.cls)",
         data_dir_is_root=True,
-        options=("image_size", "resize", "alpha_background", "max_image_pixels", "in_memory"),
+        options=DECODE_OPTIONS,
     )
 )
