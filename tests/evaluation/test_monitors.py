@@ -54,3 +54,39 @@ def test_the_time_budget_skips_epochs_but_not_the_last(tmp_path):
     Trainer(load_config("simclr-digits", overrides=overrides), tmp_path / "run").fit()
     epochs = [r["epoch"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if "monitor/knn_acc" in r]
     assert epochs == [1, 6]  # the first (nothing spent yet) and the last
+
+
+def test_the_budget_forecasts_the_next_measurement(monkeypatch):
+    """Each measurement costs 1 s and each epoch trains 4 s: with a 5 % budget a measurement is taken only when it
+    fits, so the share stays <= 5 % until the last epoch (always measured), never one measurement over it."""
+    import types
+
+    from probssl.evaluation import monitors
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(monitors.time, "perf_counter", lambda: clock["t"])
+    monitor = monitors.OnlineMonitor(every=1, budget=0.05)
+    monitor.started = 0.0
+
+    def measure(_trainer):
+        clock["t"] += 1.0
+        return {"monitor/knn_acc": 0.5}
+
+    monitor.measure = measure
+    trainer = types.SimpleNamespace(
+        epoch=0, step=0, total_steps=100, method=types.SimpleNamespace(training=True, train=lambda _m: None)
+    )
+    trainer.dist = types.SimpleNamespace(is_main=True)
+    trainer.splits = types.SimpleNamespace(val=[0] * 10)
+    trainer.log_extra = lambda record: None
+    after_a_measurement = []
+    for epoch in range(1, 101):
+        clock["t"] += 4.0  # an epoch of training
+        trainer.epoch, trainer.step = epoch, epoch
+        before = monitor.spent
+        monitor.on_epoch_end(trainer)
+        if monitor.spent > before and 1 < epoch < 100:  # the first (no forecast yet) and the last are always taken
+            after_a_measurement.append(monitor.spent / (clock["t"] - monitor.spent))
+    # The old rule (measure while spent <= 5 %) went one measurement over: up to 10 % here.
+    assert after_a_measurement and max(after_a_measurement) <= 0.05 + 1e-9
+    assert monitor.spent >= 19  # and the budget is used, not left idle: 5 % of 400 s is 20 measurements
