@@ -87,8 +87,8 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "Monitors every epoch, with no budget (the worst case) and with the default `train.monitor_budget: 0.05`, "
-        "which skips an epoch's measurement whenever the monitors have spent 5 % of the training time so far (the "
-        "last epoch is always measured). Wall-time ratios include start-up and are noisy on a shared machine.",
+        "which skips an epoch's measurement when it (forecast as long as the previous one) would take the monitors "
+        "past 5 % of the training time so far (the last epoch is always measured). Wall-time ratios include start-up and are noisy on a shared machine.",
         "",
     ]
     return "\n".join(lines)
