@@ -1,7 +1,7 @@
 """Compile time and eager vs compiled step time of the convnet SimCLR training step (the numbers behind
 ``probssl.train.device.choose_compile``).
 
-    OMP_NUM_THREADS=2 python benchmarks/compile_breakeven.py [PAIRS]      # default 15 pairs
+    OMP_NUM_THREADS=2 python benchmarks/compile_breakeven.py [PAIRS] [PRECISION]   # default 15 pairs, fp32
 
 Builds two Trainers on synthetic 1x28x28 data (batch 256, ``simclr-mnist`` with the convnet), compiles one
 (``trainer.model = torch.compile(trainer.method)``), times its first two steps (the compile) and then
@@ -28,8 +28,9 @@ from probssl.config import load_config  # noqa: E402
 from probssl.train import Trainer  # noqa: E402
 
 
-def build() -> Trainer:
-    config = load_config("simclr-mnist", overrides=[*COMMON_OVERRIDES, "model.backbone=convnet"])
+def build(precision: str) -> Trainer:
+    overrides = [*COMMON_OVERRIDES, "model.backbone=convnet", f"train.precision={precision}"]
+    config = load_config("simclr-mnist", overrides=overrides)
     run = Path(tempfile.mkdtemp()) / "run"
     trainer = Trainer(config, run, splits=synthetic_splits((1, 28, 28), 1024), echo=lambda _m: None)
     trainer.model.train()
@@ -49,10 +50,11 @@ def steps(trainer: Trainer, n: int, generator: torch.Generator) -> list[float]:
 
 def main() -> None:
     pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    precision = sys.argv[2] if len(sys.argv) > 2 else "fp32"
     g = torch.Generator().manual_seed(0)
-    eager = build()
+    eager = build(precision)
     steps(eager, 2, g)
-    compiled = build()
+    compiled = build(precision)
     compiled.model = torch.compile(compiled.method)
     first, second = steps(compiled, 1, g)[0], steps(compiled, 1, g)[0]
     for _ in range(5):  # warm-up pairs: inductor's worker pool is still busy right after compiling
@@ -65,6 +67,8 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "precision": precision,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "first_compiled_step_s": first,
                 "second_compiled_step_s": second,
                 "eager_median_s": statistics.median(e),

@@ -61,58 +61,168 @@ def aggregate(spec: dict, rounds: list[dict], peaks: dict | None = None) -> dict
     return row
 
 
-def evaluate_targets(rows: list[dict], same_process: list[dict]) -> list[dict]:
-    """The issue's targets per backbone. SimCLR vs bare and VSimCLR vs SimCLR come from the same-process
-    interleaved measurement (median of the per-iteration ratios of adjacent steps); probssl vs the
-    peer (another process, another venv) from the median over rounds of round-paired ratios."""
+# The issue's targets (#11). `amx` marks the ones set for a CPU with AMX: on any other machine they are
+# still measured and reported, labelled as such (they are not this CPU's targets).
+BARE_FRACTION = 0.9  # probssl's SimCLR step >= 0.9x the bare backbone in the same precision
+VSIMCLR_EXTRA = 0.05  # VSimCLR's step <= 1.05x SimCLR's
+PEER_DEFAULT = {"convnet": 2.0, "resnet18-cifar": 2.5}  # best probssl SimCLR / the peer as its users run it
+PEER_BF16 = {"resnet18-cifar": 1.5}  # best probssl SimCLR / the peer with bf16 autocast
+PEAK_FRACTION = {"resnet18-cifar": 0.35}  # of the best-precision matmul peak
+RSS_GROWTH = 0.05  # a bf16 row's peak RSS <= 1.05x its fp32 row's
+
+
+def _target(bb: str, name: str, values: list[float], threshold: float, higher: bool, source: str, **extra) -> dict:
+    v = statistics.median(values)
+    return {
+        "backbone": bb,
+        "target": name,
+        "value": round(v, 3),
+        "source": source,
+        ("per_step" if source == "same process" else "per_round"): [round(x, 3) for x in values],
+        "threshold": threshold,
+        "met": v >= threshold if higher else v <= threshold,
+        **extra,
+    }
+
+
+def _same_process_targets(bb: str, same_process: list[dict]) -> list[dict]:
+    ab = next((p for p in same_process if p["backbone"] == bb and "step_s" in p), None)
+    if not ab:
+        return []
+    t = dict(zip(ab["keys"], ab["step_s"]))
+    bare, simclr, vsimclr = (t.get(f"{bb}/{n}") for n in PAIRED_ROWS)
+    extra = {"contended": ab["contended"]}
+    return [
+        _target(
+            bb,
+            f"SimCLR step >= {BARE_FRACTION}x bare backbone (fp32)",
+            [b / s for b, s in zip(bare, simclr)],
+            BARE_FRACTION,
+            True,
+            "same process",
+            **extra,
+        ),
+        _target(
+            bb,
+            "VSimCLR costs <= 5% more than SimCLR",
+            [v / s - 1 for v, s in zip(vsimclr, simclr)],
+            VSIMCLR_EXTRA,
+            False,
+            "same process",
+            **extra,
+        ),
+    ]
+
+
+def best_simclr(by_key: dict, bb: str) -> str | None:
+    """The fastest of probssl's SimCLR rows (any precision, eager or compiled) for this backbone."""
+    keys = [k for k in by_key if k == f"{bb}/simclr" or k.startswith(f"{bb}/simclr@")]
+    return max(keys, key=lambda k: by_key[k]["images_per_s"], default=None)
+
+
+def _ratio_target(by_key, bb, a, b, name, threshold, higher=True, fn=None, **extra) -> dict | None:
+    if a not in by_key or b not in by_key:
+        return None
+    fn = fn or (lambda x, y: x["images_per_s"] / y["images_per_s"])
+    values = paired(by_key, a, b, fn)
+    if not values:
+        return None
+    contended = by_key[a]["contended"] or by_key[b]["contended"]
+    return _target(bb, name, values, threshold, higher, "rounds", contended=contended, rows=[a, b], **extra)
+
+
+def _variant_targets(by_key: dict, bb: str) -> list[dict]:
+    """SimCLR vs bare in each further precision/compile variant; bf16 rows' memory vs fp32."""
+    out = []
+    for key in sorted(k for k in by_key if k.startswith(f"{bb}/simclr@")):
+        suffix = key.split("@", 1)[1]
+        out.append(
+            _ratio_target(
+                by_key,
+                bb,
+                key,
+                f"{bb}/bare@{suffix}",
+                f"SimCLR step >= {BARE_FRACTION}x bare ({suffix})",
+                BARE_FRACTION,
+            )
+        )
+    for key in sorted(k for k in by_key if "@bf16" in k):
+        base = key.replace("@bf16+", "@").replace("@bf16", "")
+        out.append(
+            _ratio_target(
+                by_key,
+                bb,
+                key,
+                base,
+                f"peak RSS of {key.split('/', 1)[1]} <= {1 + RSS_GROWTH:.2f}x its fp32 row",
+                1 + RSS_GROWTH,
+                higher=False,
+                fn=lambda x, y: x["peak_rss_mb"] / y["peak_rss_mb"],
+            )
+        )
+    return [t for t in out if t]
+
+
+def _peer_targets(by_key: dict, bb: str, amx: bool) -> list[dict]:
+    best = best_simclr(by_key, bb)
+    peer = next((k for k in by_key if k.startswith(f"{bb}/peer-") and "@" not in k), None)
+    if not best or not peer:
+        return []
+    kind = by_key[peer]["kind"]
+    label = f" [{best.split('/', 1)[1]}]"
+    on_amx = {"for": "CPU with AMX", "this_cpu_has_amx": amx} if bb == "resnet18-cifar" else {}
+    out = [
+        _ratio_target(
+            by_key,
+            bb,
+            best,
+            peer,
+            f"best probssl SimCLR >= {PEER_DEFAULT[bb]}x the peer ({kind}){label}",
+            PEER_DEFAULT[bb],
+            **on_amx,
+        ),
+        _ratio_target(by_key, bb, f"{bb}/simclr", peer, f"probssl SimCLR fp32 vs the peer fp32 ({kind})", 1.0),
+    ]
+    if bb in PEER_BF16:
+        out.append(
+            _ratio_target(
+                by_key,
+                bb,
+                best,
+                f"{peer}@bf16",
+                f"best probssl SimCLR >= {PEER_BF16[bb]}x the peer with bf16{label}",
+                PEER_BF16[bb],
+                **on_amx,
+            )
+        )
+    if bb in PEAK_FRACTION and by_key[best].get("peak_fraction_best") is not None:
+        f = by_key[best]["peak_fraction_best"]
+        out.append(
+            {
+                "backbone": bb,
+                "target": f"best probssl SimCLR >= {PEAK_FRACTION[bb]:.0%} of the best matmul peak{label}",
+                "value": round(f, 3),
+                "source": "row",
+                "per_round": [round(f, 3)],
+                "threshold": PEAK_FRACTION[bb],
+                "met": f >= PEAK_FRACTION[bb],
+                "contended": by_key[best]["contended"],
+                **on_amx,
+            }
+        )
+    return [t for t in out if t]
+
+
+def evaluate_targets(rows: list[dict], same_process: list[dict], amx: bool = False) -> list[dict]:
+    """The issue's targets per backbone. SimCLR vs bare (fp32) and VSimCLR vs SimCLR come from the
+    same-process interleaved measurement (median of the per-iteration ratios of adjacent steps); every
+    other ratio (variants, the peer in another process and venv) from the median over rounds of
+    round-paired ratios. ``amx``: whether this CPU has AMX (the ResNet-18 peer and peak targets are set
+    for such a CPU and are labelled so elsewhere)."""
     by_key = {r["key"]: r for r in rows if "images_per_s" in r}
     targets = []
     for bb in BACKBONES:
-        ab = next((p for p in same_process if p["backbone"] == bb and "step_s" in p), None)
-        if ab:
-            t = dict(zip(ab["keys"], ab["step_s"]))
-            bare, simclr, vsimclr = (t.get(f"{bb}/{n}") for n in PAIRED_ROWS)
-            for name, values, threshold, ok in (
-                (
-                    "SimCLR step >= 0.85x bare backbone",
-                    [b / s for b, s in zip(bare, simclr)],
-                    0.85,
-                    lambda v: v >= 0.85,
-                ),
-                (
-                    "VSimCLR costs <= 5% more than SimCLR",
-                    [v / s - 1 for v, s in zip(vsimclr, simclr)],
-                    0.05,
-                    lambda v: v <= 0.05,
-                ),
-            ):
-                v = statistics.median(values)
-                targets.append(
-                    {
-                        "backbone": bb,
-                        "target": name,
-                        "value": round(v, 3),
-                        "source": "same process",
-                        "per_step": [round(x, 3) for x in values],
-                        "threshold": threshold,
-                        "met": ok(v),
-                        "contended": ab["contended"],
-                    }
-                )
-        peer = next((k for k in by_key if k.startswith(f"{bb}/peer-") and "@" not in k), None)  # fp32 row
-        if peer and f"{bb}/simclr" in by_key:
-            values = paired(by_key, f"{bb}/simclr", peer, lambda a, b: a["images_per_s"] / b["images_per_s"])
-            v = statistics.median(values)
-            targets.append(
-                {
-                    "backbone": bb,
-                    "target": f"probssl SimCLR >= 2x the peer ({by_key[peer]['kind']})",
-                    "value": round(v, 3),
-                    "source": "rounds",
-                    "per_round": [round(x, 3) for x in values],
-                    "threshold": 2.0,
-                    "met": v >= 2.0,
-                    "contended": by_key[f"{bb}/simclr"]["contended"] or by_key[peer]["contended"],
-                }
-            )
+        targets += _same_process_targets(bb, same_process)
+        targets += _variant_targets(by_key, bb)
+        targets += _peer_targets(by_key, bb, amx)
     return targets

@@ -175,7 +175,7 @@ def run_benchmark(args, peer: str, peer_python: str, out: Path, load_wait: float
         "results": rows,
         "same_process": paired_results,
     }
-    report["targets"] = evaluate_targets(rows, paired_results)
+    report["targets"] = evaluate_targets(rows, paired_results, bool(report["machine"]["torch_amx_tile"]))
     md = write_report(out, report)
     print()
     print(md)

@@ -91,11 +91,14 @@ def _target_lines(report: dict) -> list[str]:
     lines = ["", "| backbone | target | measured | from | verdict |", "| --- | --- | ---: | --- | --- |"]
     for t in report["targets"]:
         verdict = ("met" if t["met"] else "MISSED") + (" (contended)" if t["contended"] else "")
-        source = (
-            "median of per-step ratios, same process"
-            if t["source"] == "same process"
-            else "median of round-paired ratios (" + ", ".join(f"{x:.2f}" for x in t["per_round"]) + ")"
-        )
+        if t.get("for") and not t.get("this_cpu_has_amx"):
+            verdict += f" (a target for a {t['for']}; this CPU has none)"
+        if t["source"] == "same process":
+            source = "median of per-step ratios, same process"
+        elif t["source"] == "row":
+            source = "the row's achieved GFLOP/s / peak"
+        else:
+            source = "median of round-paired ratios (" + ", ".join(f"{x:.2f}" for x in t["per_round"]) + ")"
         lines.append(f"| {t['backbone']} | {t['target']} | {t['value']:.3f} | {source} | {verdict} |")
     return lines
 

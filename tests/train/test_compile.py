@@ -95,6 +95,10 @@ def _max_diff(eager, compiled):
 
 
 VARIANTS = {"scl-bernoulli": ("scl", ["method.latent=bernoulli"])}  # SCL's annealed temperature is in its forward
+# mcinfonce's float64 vMF sampler sits behind a graph break, so AOT autograd splits its backward in two and sums
+# gradients in another order: max abs difference 2e-6 on an AVX2 EPYC, 1.9e-6 on an AVX512 EPYC and a Xeon with
+# AMX (1 element of 72 above 1e-6). Its own atol is 5e-6; every other method keeps 1e-6.
+ATOL = {"mcinfonce": 5e-6}
 
 
 @pytest.mark.parametrize("name", [*list_methods(), *VARIANTS])
@@ -103,7 +107,7 @@ def test_compiled_loss_and_gradients_equal_eager(name):
     the same loss terms and gradients as eager, and the same state after ``after_optimizer_step`` (batch-norm
     statistics, MoCo's queue). Tolerance rtol 1e-5, atol 1e-6: aot_eager runs eager's kernels, but AOT
     autograd's traced graph may order a few ops differently; measured max abs difference 0 for every method but
-    mcinfonce (2e-6 on terms of ~2.6, its float64 vMF sampler). A second step with other inputs and another ``on_step`` value (SCL: another temperature) agrees
+    mcinfonce (~2e-6, see ``ATOL``). A second step with other inputs and another ``on_step`` value (SCL: another temperature) agrees
     as well and compiles nothing new: per-step state is not baked into the graph, nor guarded on."""
     method_name, extra = VARIANTS.get(name, (name, []))
     eager = _method(method_name, extra).train()
@@ -115,7 +119,8 @@ def test_compiled_loss_and_gradients_equal_eager(name):
     twin.on_step(0, 10)
     first_e, first_c = _step(eager, eager, x, labels), _step(compiled, twin, x, labels)
     print(f"{name}: max |compiled - eager| {_max_diff(first_e, first_c):.3g}")
-    _assert_same(first_e, first_c, rtol=1e-5, atol=1e-6)
+    atol = ATOL.get(name, 1e-6)
+    _assert_same(first_e, first_c, rtol=1e-5, atol=atol)
     eager.after_optimizer_step(0, 10)  # MoCo: enqueues the keys its forward kept (a side effect dynamo replays)
     twin.after_optimizer_step(0, 10)
     for (k, a), b in zip(eager.state_dict().items(), twin.state_dict().values()):
@@ -125,7 +130,7 @@ def test_compiled_loss_and_gradients_equal_eager(name):
     x2, labels2 = _inputs(eager, seed=1)
     eager.on_step(5, 10)
     twin.on_step(5, 10)
-    _assert_same(_step(eager, eager, x2, labels2, seed=2), _step(compiled, twin, x2, labels2, seed=2), 1e-5, 1e-6)
+    _assert_same(_step(eager, eager, x2, labels2, seed=2), _step(compiled, twin, x2, labels2, seed=2), 1e-5, atol)
     assert backend.graphs == graphs, "the second step recompiled"
 
 
