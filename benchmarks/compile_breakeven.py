@@ -25,7 +25,7 @@ from rows import COMMON_OVERRIDES  # noqa: E402
 from runners import synthetic_splits  # noqa: E402
 
 from probssl.config import load_config  # noqa: E402
-from probssl.train import Trainer  # noqa: E402
+from probssl.train import Trainer, device  # noqa: E402
 
 
 def build(precision: str) -> Trainer:
@@ -68,11 +68,14 @@ def main() -> None:
         json.dumps(
             {
                 "precision": precision,
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "cpu_class": device._cpu_class(),  # the key of probssl.train.device.COMPILE_MEASUREMENTS
+                "cpu_model": device.cpu_bf16_capability()["cpu_model"],
                 "first_compiled_step_s": first,
                 "second_compiled_step_s": second,
                 "eager_median_s": statistics.median(e),
                 "compiled_median_s": statistics.median(c),
+                "median_pair_ratio": statistics.median(ci / ei for ei, ci in zip(e, c)),
+                "compile_s": first - statistics.median(e),
                 "load": os.getloadavg(),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),

@@ -66,6 +66,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import peer_setup  # noqa: E402  (stdlib only at import time)
+from harness import machine  # noqa: E402
 from harness.rows import BACKBONES  # noqa: E402
 from harness.subprocess_protocol import emit_result  # noqa: E402
 
@@ -108,7 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--steps", type=int, default=None, help="1 warm-up + this many timed steps per row, one round (smoke check)"
     )
-    parser.add_argument("--peak-size", type=int, default=1024, help="matrix size of the matmul peak probe")
+    parser.add_argument(
+        "--peak-sizes",
+        type=int,
+        nargs="+",
+        default=list(machine.PEAK_SIZES),
+        help="matrix sizes of the matmul peak probe",
+    )
     return parser
 
 

@@ -77,3 +77,20 @@ def test_amx_targets_are_labelled_on_a_cpu_without_amx(rows):
     assert "a target for a CPU with AMX; this CPU has none" in lines
     lines = "\n".join(_target_lines({"targets": evaluate_targets(rows, [], amx=True)}))
     assert "this CPU has none" not in lines
+
+
+def test_each_backbone_judges_only_its_own_rows(rows):
+    """Two backbones side by side: each one's memory targets compare its own bf16 and fp32 rows (a table once
+    listed ResNet-18's RSS ratios under the convnet too). A +compile row without its fp32 compile row is skipped."""
+    convnet = [_row("convnet/bare", 2000.0, rss=500.0), _row("convnet/bare@bf16", 3600.0, rss=520.0)]
+    targets = evaluate_targets([*rows, *convnet], [])
+    rss = [t for t in targets if t["target"].startswith("peak RSS")]
+    assert sorted((t["backbone"], t["target"]) for t in rss) == sorted(
+        [("convnet", "peak RSS of bare@bf16 <= 1.05x its fp32 row")]
+        + [
+            ("resnet18-cifar", f"peak RSS of {k} <= 1.05x its fp32 row")
+            for k in ("simclr@bf16", "bare@bf16", "peer-lightly@bf16")
+        ]
+    )
+    convnet_rss = next(t for t in rss if t["backbone"] == "convnet")
+    assert convnet_rss["value"] == pytest.approx(520 / 500)

@@ -146,7 +146,7 @@ def _variant_targets(by_key: dict, bb: str) -> list[dict]:
                 BARE_FRACTION,
             )
         )
-    for key in sorted(k for k in by_key if "@bf16" in k):
+    for key in sorted(k for k in by_key if k.startswith(f"{bb}/") and "@bf16" in k):
         base = key.replace("@bf16+", "@").replace("@bf16", "")
         out.append(
             _ratio_target(

@@ -162,7 +162,7 @@ def run_benchmark(args, peer: str, peer_python: str, out: Path, load_wait: float
     if not load_before["quiet"]:
         print(f"warning: load average still {load_before['load_avg'][0]:.2f}; numbers may be polluted", flush=True)
     print("matmul peaks ... ", end="", flush=True)
-    peaks = machine.matmul_peaks(THREADS, size=args.peak_size)
+    peaks = machine.matmul_peaks(THREADS, sizes=tuple(args.peak_sizes))
     print(", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in peaks["gflops"].items()), flush=True)
     t_start = time.perf_counter()
     measured, paired_results = _measure_all(specs, backbones, args, t_start)

@@ -123,22 +123,38 @@ def _best_matmul_gflops(size: int, dtype, budget_s: float) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def matmul_peaks(threads: int, size: int = 1024, budget_s: float = 1.0) -> dict:
-    """fp32 and bf16 matmul GFLOP/s at ``threads`` threads: the ceilings a row's achieved GFLOP/s is
-    compared with. A few seconds in all (emulated bf16 needs ~1.5 s a 1024 matmul on 2 AMD cores)."""
+PEAK_SIZES = (1024, 2048)  # AMX bf16 reaches its peak only on larger matrices (1,419 vs ~2,000+ GFLOP/s seen)
+SLOW_MATMUL_S = 0.25  # a matmul slower than this at one size (emulated bf16) is not tried at the next
+
+
+def matmul_peaks(threads: int, sizes: tuple[int, ...] = PEAK_SIZES, budget_s: float = 1.0) -> dict:
+    """fp32 and bf16 matmul GFLOP/s at ``threads`` threads, the best over ``sizes``: the ceilings a row's achieved
+    GFLOP/s is compared with. A few seconds in all; a size is skipped where the previous one was already slow
+    (emulated bf16 needs ~1.5 s a 1024 matmul on 2 AMD cores)."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    by_size: dict[str, dict[int, float]] = {"fp32": {}, "bf16": {}}
     try:
-        peaks = {
-            "fp32": round(_best_matmul_gflops(size, torch.float32, budget_s), 2),
-            "bf16": round(_best_matmul_gflops(size, torch.bfloat16, budget_s), 2),
-        }
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            for size in sorted(sizes):
+                gflops = _best_matmul_gflops(size, dtype, budget_s)
+                by_size[name][size] = round(gflops, 2)
+                if 2.0 * size**3 / gflops / 1e9 > SLOW_MATMUL_S:
+                    break
     finally:
         torch.set_num_threads(before)
+    peaks = {name: max(v.values()) for name, v in by_size.items()}
     best = max(peaks, key=peaks.get)
-    return {"size": size, "threads": threads, "gflops": peaks, "best_precision": best, "best_gflops": peaks[best]}
+    return {
+        "sizes": sorted(sizes),
+        "by_size": by_size,
+        "threads": threads,
+        "gflops": peaks,
+        "best_precision": best,
+        "best_gflops": peaks[best],
+    }
 
 
 def machine_info(threads: int, load_before: dict, peaks: dict) -> dict:

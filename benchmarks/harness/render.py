@@ -27,7 +27,8 @@ def _machine_lines(report: dict) -> list[str]:
         "",
         f"CPU bf16 flags: {flags} ({'native' if bf16['native_bf16'] else 'no native bf16: bf16 is emulated'}); "
         f"torch CPU capability {m['torch_cpu_capability']}, AMX tile (torch) {m['torch_amx_tile']}. "
-        f"Matmul peak ({peaks['size']}x{peaks['size']}, {peaks['threads']} threads), GFLOP/s: {peak_text}; "
+        f"Matmul peak (best of sizes {', '.join(f'{n}²' for n in peaks['sizes'])}; {peaks['threads']} threads), "
+        f"GFLOP/s: {peak_text}; "
         f"best: {peaks['best_precision']}.",
         "",
         "images/s = batch images (each seen as 2 views) / median step time after warm-up, pooled over "

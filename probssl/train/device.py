@@ -302,11 +302,26 @@ def use_channels_last(setting: bool | None, model: torch.nn.Module, device: torc
 
 # ---------------------------------------------------------------------------------------------- compile
 
-# The measurement behind choose_compile's CPU rule (docstring of choose_compile: machine, date, command).
-COMPILE_MEASURED_CPU_CAPABILITY = "AVX2"  # torch.backends.cpu.get_cpu_capability() of the measuring machine
-COMPILE_SECONDS = 19.1  # first compiled step minus an eager step, cold inductor cache (lower of two runs)
-COMPILE_EAGER_STEP_S = 0.224  # median eager step
-COMPILE_COMPILED_STEP_S = 0.229  # median compiled step
+
+@dataclasses.dataclass(frozen=True)
+class CompileMeasurement:
+    """One run of ``benchmarks/compile_breakeven.py`` (machine, date and command in choose_compile's docstring).
+
+    ``compile_s`` is the first compiled step minus an eager step (cold inductor cache); the step times are
+    medians of eager and compiled steps interleaved in one process."""
+
+    machine: str
+    compile_s: float
+    eager_step_s: float
+    compiled_step_s: float
+
+
+# The measurements behind choose_compile's CPU rule, keyed by (_cpu_class(), precision).
+COMPILE_MEASUREMENTS = {
+    ("AVX2", "fp32"): CompileMeasurement("AMD EPYC fam 23 model 49, 2026-12-01", 19.1, 0.224, 0.229),
+    ("AVX512-AMX", "fp32"): CompileMeasurement("Intel Xeon with AMX-BF16, 2026-12-02", 19.15, 0.146, 0.134),
+    ("AVX512-AMX", "bf16"): CompileMeasurement("Intel Xeon with AMX-BF16, 2026-12-02", 24.15, 0.0830, 0.0695),
+}
 COMPILE_MIN_GAIN = 0.05  # a compiled step must be >= 5 % faster to count: same-process step noise is ~2-5 %
 
 
@@ -318,7 +333,10 @@ def _break_even_steps(compile_s: float, eager_s: float, compiled_s: float) -> in
     return math.ceil(compile_s / saved)
 
 
-COMPILE_BREAK_EVEN_STEPS = _break_even_steps(COMPILE_SECONDS, COMPILE_EAGER_STEP_S, COMPILE_COMPILED_STEP_S)
+def compile_break_even_steps(cpu_class: str, precision: str) -> int | None:
+    """Break-even of the measurement for (cpu_class, precision); KeyError where nothing was measured."""
+    m = COMPILE_MEASUREMENTS[(cpu_class, precision)]
+    return _break_even_steps(m.compile_s, m.eager_step_s, m.compiled_step_s)
 
 
 def _has_cxx_compiler() -> bool:
@@ -333,10 +351,10 @@ def has_cxx_compiler() -> bool:
 
 
 def _cpu_class() -> str:
-    try:
-        return torch.backends.cpu.get_cpu_capability()
-    except Exception:
-        return "unknown"
+    """torch's vector ISA for this CPU ("AVX2", "AVX512", ...), "-AMX" appended where AMX tiles are usable:
+    AMX changes bf16 (and fp32 conv) kernels enough that its compile measurement is its own."""
+    cap = cpu_bf16_capability()
+    return cap["torch_cpu_capability"] + ("-AMX" if cap["torch_amx_tile"] else "")
 
 
 def _compile_setting(setting: str | bool) -> str:
@@ -351,27 +369,25 @@ def _compile_setting(setting: str | bool) -> str:
 def choose_compile(setting: str | bool, device: torch.device, expected_steps: int, precision: str) -> CompileChoice:
     """``train.compile``: true/false win; auto compiles only where a measurement says the run repays it.
 
-    Measured (2026-12-01, the project's 2-vCPU AMD EPYC KVM guest, family 23 model 49, AVX2, no
-    AVX-512, torch 2.13.0+cpu, gcc present, 2 threads): the convnet SimCLR training step
-    (``Trainer.train_step`` of ``simclr-mnist`` with ``model.backbone=convnet``, batch 256, 1x28x28,
-    fp32, channels-last, ``trainer.model = torch.compile(trainer.method)``; augmentation and AdamW stay
-    eager), eager and compiled steps interleaved in one process, 30 pairs after 5 warm-up pairs::
+    The measurements (``COMPILE_MEASUREMENTS``, keyed by :func:`_cpu_class` and precision) time the convnet
+    SimCLR training step (``Trainer.train_step`` of ``simclr-mnist`` with ``model.backbone=convnet``, batch
+    256, 1x28x28, channels-last, ``trainer.model = torch.compile(trainer.method)``; augmentation and AdamW
+    stay eager), eager and compiled steps interleaved in one process, 30 pairs after 5 warm-up pairs, a
+    fresh ``TORCHINDUCTOR_CACHE_DIR``, torch 2.13.0+cpu, gcc present, 2 threads::
 
-        OMP_NUM_THREADS=2 python benchmarks/compile_breakeven.py 30
+        OMP_NUM_THREADS=2 python benchmarks/compile_breakeven.py 30 PRECISION
 
-    torch.compile works here (dynamo: one frame, one graph, no recompiles). Two runs, both
-    2026-12-01 ~18:33-18:38 UTC, with other sessions loading the cores at times (load average 0.6-2.4):
+    * ``AVX2`` fp32 (2026-12-01, 2-vCPU AMD EPYC family 23 model 49, no AVX-512; two runs, load 0.6-2.4):
+      compile 19-34 s cold (~2 s from a warm cache); steps 0.224 s eager vs 0.229 s compiled (median
+      per-pair ratio 1.02): compiling never repays itself, auto is off.
+    * ``AVX512-AMX`` (2026-12-02, 2-vCPU Intel Xeon with AMX-BF16 and AVX512-BF16, load ~1): fp32 compile
+      19.2 s, steps 0.146 s eager vs 0.134 s compiled (8 % faster: break-even ~1,600 steps); bf16 compile
+      24.2 s, steps 0.083 s vs 0.0695 s (16 % faster: break-even ~1,800 steps).
 
-    * run A (warm inductor cache after a first cold run whose first compiled step took 33.9 s):
-      first compiled step 2.2 s; steady steps 0.224 s eager vs 0.229 s compiled, median per-pair
-      ratio compiled/eager 1.02;
-    * run B (``TORCHINDUCTOR_CACHE_DIR`` fresh): first compiled step 19.3 s vs a 0.23 s eager step;
-      median per-pair ratio again 1.02 (the last 12 pairs were slowed ~6x alike by other load).
-
-    So compiling costs 19-34 s cold (~2 s from a warm cache) and the step gets ~2 % *slower*: it never
-    repays the compile, ``COMPILE_BREAK_EVEN_STEPS`` is None and auto is off on this CPU class. Where
-    nothing was measured (other CPU classes, bf16/fp16 on CPU, CUDA) auto stays off as well: the
-    compile cost is certain, the gain unknown; set ``train.compile=true`` to try.
+    A compiled step must be ``COMPILE_MIN_GAIN`` faster to count. ResNet-18 gains more from compiling than
+    the convnet (docs/benchmarks.md, "Speed"), so this rule is conservative there. Where nothing was
+    measured (other CPU classes, fp16, CUDA) auto stays off: the compile cost is certain, the gain
+    unknown; set ``train.compile=true`` to try.
     """
     value = _compile_setting(setting)
     if value != "auto":
@@ -382,14 +398,11 @@ def choose_compile(setting: str | bool, device: torch.device, expected_steps: in
     if not _has_cxx_compiler():
         return CompileChoice(False, "auto: inductor on CPU needs a C++ compiler and none was found -> off")
     cpu_class = _cpu_class()
-    if cpu_class != COMPILE_MEASURED_CPU_CAPABILITY or precision != "fp32":
+    if (cpu_class, precision) not in COMPILE_MEASUREMENTS:
         return CompileChoice(False, f"auto: no compile measurement for {cpu_class} CPUs at {precision} -> off")
-    if COMPILE_BREAK_EVEN_STEPS is None:
-        return CompileChoice(False, "auto: compile measured slower/equal on this CPU class -> off")
-    if expected_steps < COMPILE_BREAK_EVEN_STEPS:
-        return CompileChoice(
-            False, f"auto: {expected_steps} steps < {COMPILE_BREAK_EVEN_STEPS} needed to repay the compile -> off"
-        )
-    return CompileChoice(
-        True, f"auto: {expected_steps} steps >= {COMPILE_BREAK_EVEN_STEPS} needed to repay the compile -> on"
-    )
+    steps = compile_break_even_steps(cpu_class, precision)
+    if steps is None:
+        return CompileChoice(False, f"auto: compile measured slower/equal on {cpu_class} at {precision} -> off")
+    if expected_steps < steps:
+        return CompileChoice(False, f"auto: {expected_steps} steps < {steps} needed to repay the compile -> off")
+    return CompileChoice(True, f"auto: {expected_steps} steps >= {steps} needed to repay the compile -> on")

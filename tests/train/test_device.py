@@ -2,6 +2,7 @@
 advertises and what the probe measures, so the tests pass alike on an AMX Xeon and on an emulating AMD."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -198,23 +199,46 @@ def test_compile_auto_off_without_cxx_compiler(monkeypatch):
     assert not choice.enabled and "C++ compiler" in choice.reason
 
 
-def test_compile_auto_on_measured_cpu_class(monkeypatch):
+def test_compile_break_even_follows_the_measurements():
+    """The break-even is compile time / time saved per step, and None where the step was not >= 5 % faster."""
+    assert dev._break_even_steps(20.0, 0.2, 0.1) == 200
+    assert dev._break_even_steps(20.0, 0.2, 0.195) is None  # 2.5 % faster: inside step noise
+    assert dev.compile_break_even_steps("AVX2", "fp32") is None  # measured 2 % slower on the AVX2 EPYC
+    amx = dev.COMPILE_MEASUREMENTS[("AVX512-AMX", "bf16")]
+    expected = math.ceil(amx.compile_s / (amx.eager_step_s - amx.compiled_step_s))
+    assert dev.compile_break_even_steps("AVX512-AMX", "bf16") == expected
+
+
+@pytest.mark.parametrize("cpu_class,precision", list(dev.COMPILE_MEASUREMENTS))
+def test_compile_auto_on_each_measured_cpu_class(monkeypatch, cpu_class, precision):
+    """Each measured (CPU class, precision), faked: on past the break-even, off before it or where it never pays."""
     monkeypatch.setattr(dev, "_has_cxx_compiler", lambda: True)
-    monkeypatch.setattr(dev, "_cpu_class", lambda: dev.COMPILE_MEASURED_CPU_CAPABILITY)
-    choice = dev.choose_compile("auto", CPU, 10**6, "fp32")
-    if dev.COMPILE_BREAK_EVEN_STEPS is None:  # compiled measured no faster on this CPU class
-        assert choice == dev.CompileChoice(False, "auto: compile measured slower/equal on this CPU class -> off")
+    monkeypatch.setattr(dev, "_cpu_class", lambda: cpu_class)
+    steps = dev.compile_break_even_steps(cpu_class, precision)
+    choice = dev.choose_compile("auto", CPU, 10**6, precision)
+    if steps is None:
+        assert choice == dev.CompileChoice(
+            False, f"auto: compile measured slower/equal on {cpu_class} at {precision} -> off"
+        )
     else:
-        assert choice.enabled
-        assert not dev.choose_compile("auto", CPU, dev.COMPILE_BREAK_EVEN_STEPS - 1, "fp32").enabled
+        assert choice.enabled and f">= {steps} needed" in choice.reason
+        assert not dev.choose_compile("auto", CPU, steps - 1, precision).enabled
+
+
+def test_cpu_class_names_amx(monkeypatch):
+    """AMX gets its own class (its bf16 and fp32 kernels differ); the flags are faked both ways."""
+    for amx, expected in ((True, "AVX512-AMX"), (False, "AVX512")):
+        cap = {**dev.cpu_bf16_capability(), "torch_cpu_capability": "AVX512", "torch_amx_tile": amx}
+        monkeypatch.setattr(dev, "cpu_bf16_capability", lambda cap=cap: cap)
+        assert dev._cpu_class() == expected
 
 
 def test_compile_auto_off_where_unmeasured(monkeypatch):
     monkeypatch.setattr(dev, "_has_cxx_compiler", lambda: True)
-    monkeypatch.setattr(dev, "_cpu_class", lambda: "AVX512")
-    assert "no compile measurement" in dev.choose_compile("auto", CPU, 10**6, "fp32").reason
-    monkeypatch.setattr(dev, "_cpu_class", lambda: dev.COMPILE_MEASURED_CPU_CAPABILITY)
-    assert not dev.choose_compile("auto", CPU, 10**6, "bf16").enabled
+    monkeypatch.setattr(dev, "_cpu_class", lambda: "AVX512")  # AVX-512 without AMX: not measured
+    assert "no compile measurement for AVX512" in dev.choose_compile("auto", CPU, 10**6, "fp32").reason
+    monkeypatch.setattr(dev, "_cpu_class", lambda: "AVX2")
+    assert "no compile measurement" in dev.choose_compile("auto", CPU, 10**6, "bf16").reason
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cuda = dev.choose_compile("auto", CUDA, 10**6, "bf16")
     assert not cuda.enabled and "CUDA" in cuda.reason
