@@ -22,4 +22,6 @@ def test_precision_accuracy_benchmark_trains_both_precisions(tmp_path):
         assert r["fp32"]["precision_used"] == "fp32" and r["bf16"]["precision_used"] == "bf16"
         diff = 100 * (r["bf16"]["linear_acc"] - r["fp32"]["linear_acc"])
         assert r["diff_points"] == round(diff, 2) and r["met"] == (abs(diff) <= report["target_points"])
+        seed_diff = 100 * (r["fp32_next_seed"]["linear_acc"] - r["fp32"]["linear_acc"])
+        assert r["fp32_next_seed"]["precision_used"] == "fp32" and r["seed_diff_points"] == round(seed_diff, 2)
     assert "bf16 - fp32 (points)" in out.with_suffix(".md").read_text()
