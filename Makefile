@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install install-test bench clean test-integrations docs
+.PHONY: demo test install install-test bench clean test-integrations test-torch-next docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ test-integrations:
 	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check timm pytest -e .
 	$(INT_VENV)/bin/python -m pytest -q tests/integrations
+
+# The whole suite at the upper end of the supported torch range (2.14.1, the newest release installable here), in
+# the same venv; CI runs it at the lower end (2.13.0). With torchvision and timm present the integration tests run too.
+test-torch-next:
+	test -x $(INT_VENV)/bin/python || $(PYTHON) -m venv $(INT_VENV)
+	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(INT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check timm -e ".[test]"
+	$(INT_VENV)/bin/python -m pytest -q
 
 # The documentation site (mkdocs-material + mkdocstrings) into site/, every warning an error; open site/index.html.
 docs: install

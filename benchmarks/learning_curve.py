@@ -1,0 +1,154 @@
+"""Where does each family plateau? Linear accuracy after 1, 2, 5, 10 and 20 epochs of one run per method.
+
+    PROBSSL_DATA=../shared/data OMP_NUM_THREADS=2 python benchmarks/learning_curve.py             # MNIST
+    PROBSSL_DATA=../shared/data OMP_NUM_THREADS=2 python benchmarks/learning_curve.py --dataset fashion-mnist
+
+Issue #16's first step. Each method trains its ``METHOD-DATASET`` preset once for the largest epoch count (full
+training split, the preset's own schedule stretched to that budget), keeping every epoch's checkpoint; then
+``probssl eval RUN --checkpoint step-N --quick --ood`` (probes, geometry, information and uncertainty, no OOD
+sets) scores the checkpoint at the end of each listed epoch. So the curve is read off *one* schedule: epoch 5
+of a 20-epoch cosine run, not a 5-epoch run (whose learning rate would have decayed by then); the last point
+is a full run. A method plateaus at the first listed epoch whose linear accuracy is within ``--plateau``
+points (default 0.5) of the last one.
+
+Resumable: a finished run is not retrained and an evaluated checkpoint is not re-evaluated (its
+``eval-epochE.json`` is kept beside the run), an interrupted run continues from its last checkpoint.
+Outputs: ``--out`` (default ``benchmarks/results/learning-curve-DATASET``) ``.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "harness"))
+from machine import machine_info  # noqa: E402
+
+METHODS = ["simclr", "vsimclr", "simvae"]
+EPOCHS = [1, 2, 5, 10, 20]
+
+
+def probssl(*args: str) -> None:
+    cmd = [sys.executable, "-m", "probssl", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def _finished(run: Path) -> bool:
+    status = run / "status.json"
+    return status.exists() and json.loads(status.read_text()).get("status") == "finished"
+
+
+def train(preset: str, run: Path, epochs: int, seed: int, overrides: list[str]) -> float:
+    """Train (or resume) ``preset`` for ``epochs`` keeping every epoch's checkpoint; the wall seconds spent."""
+    if _finished(run):
+        return 0.0
+    sets = [f"train.epochs={epochs}", f"train.seed={seed}", "train.checkpoint_every=1"]
+    sets += [f"train.keep_checkpoints={epochs + 1}", "train.progress=false", *overrides]
+    resume = ["--resume", "auto"] if run.exists() else []
+    tic = time.perf_counter()
+    probssl("train", "--preset", preset, "--out", str(run), *resume, *sum((["--set", s] for s in sets), []))
+    return time.perf_counter() - tic
+
+
+def last_step_of_each_epoch(run: Path) -> dict[int, int]:
+    """{epoch (1-based): the step that ended it} from the run's training records."""
+    ends: dict[int, int] = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            ends[record["epoch"]] = max(ends.get(record["epoch"], 0), record["step"])
+    return ends
+
+
+def evaluate(run: Path, epoch: int, step: int) -> dict:
+    """eval.json of the checkpoint at ``step`` (cached as eval-epochE.json)."""
+    cached = run / f"eval-epoch{epoch}.json"
+    if not cached.exists():
+        probssl("eval", str(run), "--checkpoint", f"step-{step:08d}", "--quick", "--ood")
+        report = json.loads((run / "eval.json").read_text())
+        if report.get("step") != step:
+            sys.exit(f"{run}: eval.json names step {report.get('step')}, expected {step}")
+        cached.write_text(json.dumps(report))
+    return json.loads(cached.read_text())
+
+
+def curve(method: str, args) -> dict:
+    preset = f"{method}-{args.dataset}"
+    run = args.runs / args.dataset / method
+    train_s = train(preset, run, max(args.epochs), args.seed, args.set)
+    ends = last_step_of_each_epoch(run)
+    points = []
+    for epoch in args.epochs:
+        summary = evaluate(run, epoch, ends[epoch])["summary"]
+        points.append({"epoch": epoch, "step": ends[epoch], "linear_acc": summary["linear_acc"]})
+        print(f"{preset} epoch {epoch}: linear acc {summary['linear_acc']:.4f}", flush=True)
+    final = points[-1]["linear_acc"]
+    plateau = next(p["epoch"] for p in points if 100 * (final - p["linear_acc"]) <= args.plateau)
+    return {
+        "method": method,
+        "preset": preset,
+        "train_s": round(train_s, 1),
+        "points": points,
+        "plateau_epoch": plateau,
+    }
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    epochs = report["epochs"]
+    lines = [
+        f"Machine: {m['cpu_model']} (bf16: {'native' if m['cpu_bf16']['native_bf16'] else 'emulated'}), torch "
+        f"{m['torch']}, {m['threads']} threads, {m['date']}. Command: `{report['command']}`. Dataset "
+        f"{report['dataset']}, seed {report['seed']}, one run per method (full training split).",
+        "",
+        "| method | "
+        + " | ".join(f"epoch {e}" for e in epochs)
+        + f" | plateau (within {report['plateau_points']} points of epoch {epochs[-1]}) |",
+        "| --- | " + " | ".join("---:" for _ in epochs) + " | ---: |",
+    ]
+    for c in report["curves"]:
+        accs = " | ".join(f"{p['linear_acc']:.4f}" for p in c["points"])
+        lines.append(f"| {c['preset']} | {accs} | epoch {c['plateau_epoch']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--epochs", nargs="+", type=int, default=EPOCHS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plateau", type=float, default=0.5, help="points of linear accuracy")
+    parser.add_argument("--runs", type=Path, default=HERE.parent / "runs" / "learning-curve")
+    parser.add_argument("--set", action="append", default=[], help="config override for every run")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    args.epochs = sorted(set(args.epochs))
+    out = args.out or HERE / "results" / f"learning-curve-{args.dataset}"
+    curves = [curve(method, args) for method in args.methods]
+    report = {
+        "command": "OMP_NUM_THREADS=2 python benchmarks/learning_curve.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": os.getloadavg()}, {}),
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "overrides": args.set,
+        "plateau_points": args.plateau,
+        "curves": curves,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

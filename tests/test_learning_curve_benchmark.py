@@ -1,0 +1,35 @@
+"""benchmarks/learning_curve.py runs end to end on digits (two epochs), evaluates the checkpoint that ended each
+listed epoch, and resumes: a second call retrains and re-evaluates nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
+    out, runs = tmp_path / "curve", tmp_path / "runs"
+    cmd = [sys.executable, "benchmarks/learning_curve.py", "--dataset", "digits", "--methods", "simclr"]
+    cmd += ["--epochs", "1", "2", "--runs", str(runs), "--out", str(out), "--set", "train.batch_size=256"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    (c,) = report["curves"]
+    run = runs / "digits" / "simclr"
+    steps_per_epoch = json.loads((run / "eval-epoch1.json").read_text())["step"]
+    assert [p["epoch"] for p in c["points"]] == [1, 2]
+    assert [p["step"] for p in c["points"]] == [steps_per_epoch, 2 * steps_per_epoch]
+    for p in c["points"]:
+        assert (
+            p["linear_acc"] == json.loads((run / f"eval-epoch{p['epoch']}.json").read_text())["summary"]["linear_acc"]
+        )
+    final = c["points"][-1]["linear_acc"]
+    first_within = next(p["epoch"] for p in c["points"] if 100 * (final - p["linear_acc"]) <= 0.5)
+    assert c["plateau_epoch"] == first_within and c["train_s"] > 0
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(out.with_suffix(".json").read_text())["curves"][0]["train_s"] == 0.0  # nothing retrained
