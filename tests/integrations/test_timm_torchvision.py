@@ -25,6 +25,10 @@ def test_a_package_model_trains_a_step_and_represents(name, tmp_path):
         "data.train_subset=64",
         "train.progress=false",
         "model.channels_last=false",
+        # fp32: this checks the package integration. Under bf16 autocast (auto on an AMX CPU) the ImageNet ResNet-18 on
+        # 8x8 digits (layer4 on 1x1 maps, batch-norm over 16 values) turned NaN by step 2 in about half of the pytest
+        # runs on 2026-12-02, never in 16 standalone runs: noted in issue #11, not yet explained.
+        "train.precision=fp32",
     ]
     config = load_config("simclr-digits", overrides=overrides)
     method = create_method(config, (1, 8, 8))
