@@ -58,14 +58,14 @@ def train(preset: str, run: Path, epochs: int, seed: int, overrides: list[str]) 
     return time.perf_counter() - tic
 
 
-def last_step_of_each_epoch(run: Path) -> dict[int, int]:
-    """{epoch (1-based): the step that ended it} from the run's training records."""
-    ends: dict[int, int] = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if "loss" in record:
-            ends[record["epoch"]] = max(ends.get(record["epoch"], 0), record["step"])
-    return ends
+def last_step_of_each_epoch(run: Path, epochs: int) -> dict[int, int]:
+    """{epoch (1-based): the step that ended it}: the run checkpoints every epoch and keeps them all, so its k-th
+    checkpoint ended epoch k (training records are logged every ``train.log_every`` steps, not at epoch ends)."""
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    status = json.loads((run / "status.json").read_text())
+    if len(steps) != epochs or steps[-1] != status["step"]:
+        sys.exit(f"{run}: expected {epochs} epoch checkpoints ending at step {status['step']}, found {steps}")
+    return {k + 1: step for k, step in enumerate(steps)}
 
 
 def evaluate(run: Path, epoch: int, step: int) -> dict:
@@ -84,7 +84,7 @@ def curve(method: str, args) -> dict:
     preset = f"{method}-{args.dataset}"
     run = args.runs / args.dataset / method
     train_s = train(preset, run, max(args.epochs), args.seed, args.set)
-    ends = last_step_of_each_epoch(run)
+    ends = last_step_of_each_epoch(run, max(args.epochs))
     points = []
     for epoch in args.epochs:
         summary = evaluate(run, epoch, ends[epoch])["summary"]
