@@ -21,40 +21,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "harness"))
-from machine import machine_info  # noqa: E402
+from results import report_header, run_probssl, write_report  # noqa: E402
+
+from probssl.train.logging import read_status  # noqa: E402
 
 METHODS = ["simclr", "vsimclr", "simvae"]
 EPOCHS = [1, 2, 5, 10, 20]
 
 
-def probssl(*args: str) -> None:
-    cmd = [sys.executable, "-m", "probssl", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-
-
-def _finished(run: Path) -> bool:
-    status = run / "status.json"
-    return status.exists() and json.loads(status.read_text()).get("status") == "finished"
-
-
 def train(preset: str, run: Path, epochs: int, seed: int, overrides: list[str]) -> float:
     """Train (or resume) ``preset`` for ``epochs`` keeping every epoch's checkpoint; the wall seconds spent."""
-    if _finished(run):
+    if read_status(run)["status"] == "finished":
         return 0.0
     sets = [f"train.epochs={epochs}", f"train.seed={seed}", "train.checkpoint_every=1"]
     sets += [f"train.keep_checkpoints={epochs + 1}", "train.progress=false", *overrides]
     resume = ["--resume", "auto"] if run.exists() else []
     tic = time.perf_counter()
-    probssl("train", "--preset", preset, "--out", str(run), *resume, *sum((["--set", s] for s in sets), []))
+    run_probssl("train", "--preset", preset, "--out", str(run), *resume, *sum((["--set", s] for s in sets), []))
     return time.perf_counter() - tic
 
 
@@ -72,7 +61,7 @@ def evaluate(run: Path, epoch: int, step: int) -> dict:
     """eval.json of the checkpoint at ``step`` (cached as eval-epochE.json)."""
     cached = run / f"eval-epoch{epoch}.json"
     if not cached.exists():
-        probssl("eval", str(run), "--checkpoint", f"step-{step:08d}", "--quick", "--ood")
+        run_probssl("eval", str(run), "--checkpoint", f"step-{step:08d}", "--quick", "--ood")
         report = json.loads((run / "eval.json").read_text())
         if report.get("step") != step:
             sys.exit(f"{run}: eval.json names step {report.get('step')}, expected {step}")
@@ -133,10 +122,10 @@ def main() -> None:
     args = parser.parse_args()
     args.epochs = sorted(set(args.epochs))
     out = args.out or HERE / "results" / f"learning-curve-{args.dataset}"
+    load = [round(x, 2) for x in os.getloadavg()]
     curves = [curve(method, args) for method in args.methods]
     report = {
-        "command": "OMP_NUM_THREADS=2 python benchmarks/learning_curve.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": os.getloadavg()}, {}),
+        **report_header("learning_curve.py", load),
         "dataset": args.dataset,
         "seed": args.seed,
         "epochs": args.epochs,
@@ -144,10 +133,7 @@ def main() -> None:
         "plateau_points": args.plateau,
         "curves": curves,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(out, report, markdown)
 
 
 if __name__ == "__main__":

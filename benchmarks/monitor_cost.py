@@ -15,7 +15,6 @@ budget caps. Results: ``--out`` (default ``benchmarks/results/monitor-cost``) ``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "harness"))
-from machine import machine_info  # noqa: E402
+from results import report_header, write_report  # noqa: E402
 
 from probssl.config import load_config  # noqa: E402
 from probssl.evaluation.monitors import OnlineMonitor  # noqa: E402
@@ -103,15 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     load = [round(x, 2) for x in os.getloadavg()]
     rows = [measure(p, args.overrides, args.rounds) for p in args.presets]
-    report = {
-        "command": "OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": load}, {}),
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, {**report_header("monitor_cost.py", load), "rows": rows}, markdown)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "harness"))
-from machine import machine_info  # noqa: E402
+from results import report_header, run_probssl, write_report  # noqa: E402
 
 CASES = {
     "digits": (["simclr-digits", "vsimclr-digits"], []),
@@ -37,20 +36,13 @@ TARGET_POINTS = 0.3
 EVAL_SKIP = ["--skip", "embedding_map", "--skip", "images", "--skip", "mlp"]  # only the linear probe is compared
 
 
-def probssl(*args: str) -> None:
-    cmd = [sys.executable, "-m", "probssl", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-
-
 def train_and_eval(preset: str, precision: str, overrides: list[str], runs: Path, seed: int) -> dict:
     run = runs / f"{preset}-{precision}"
     sets = [f"train.precision={precision}", f"train.seed={seed}", "train.progress=false", *overrides]
     tic = time.perf_counter()
-    probssl("train", "--preset", preset, "--out", str(run), *sum((["--set", s] for s in sets), []))
+    run_probssl("train", "--preset", preset, "--out", str(run), *sum((["--set", s] for s in sets), []))
     train_s = time.perf_counter() - tic
-    probssl("eval", str(run), "--ood", "noise", *EVAL_SKIP)
+    run_probssl("eval", str(run), "--ood", "noise", *EVAL_SKIP)
     summary = json.loads((run / "eval.json").read_text())["summary"]
     status = json.loads((run / "status.json").read_text())
     return {
@@ -115,18 +107,11 @@ def main() -> None:
     args = parser.parse_args()
     for case in args.cases:
         CASES[case] = (CASES[case][0], CASES[case][1] + args.overrides)
+    load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="precision-accuracy-") as tmp:
         rows = [r for case in args.cases for r in measure(case, Path(tmp), args.seed)]
-    report = {
-        "command": "OMP_NUM_THREADS=2 python benchmarks/precision_accuracy.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": os.getloadavg()}, {}),
-        "target_points": TARGET_POINTS,
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    report = {**report_header("precision_accuracy.py", load), "target_points": TARGET_POINTS, "rows": rows}
+    write_report(args.out, report, markdown)
 
 
 if __name__ == "__main__":
