@@ -321,6 +321,8 @@ COMPILE_MEASUREMENTS = {
     ("AVX2", "fp32"): CompileMeasurement("AMD EPYC fam 23 model 49, 2026-12-01", 19.1, 0.224, 0.229),
     ("AVX512-AMX", "fp32"): CompileMeasurement("Intel Xeon with AMX-BF16, 2026-12-02", 19.15, 0.146, 0.134),
     ("AVX512-AMX", "bf16"): CompileMeasurement("Intel Xeon with AMX-BF16, 2026-12-02", 24.15, 0.0830, 0.0695),
+    ("AVX512", "fp32"): CompileMeasurement("AMD EPYC with AVX512-BF16, no AMX, 2026-12-02", 17.48, 0.1748, 0.1801),
+    ("AVX512", "bf16"): CompileMeasurement("AMD EPYC with AVX512-BF16, no AMX, 2026-12-02", 43.05, 0.1509, 0.1418),
 }
 COMPILE_MIN_GAIN = 0.05  # a compiled step must be >= 5 % faster to count: same-process step noise is ~2-5 %
 
@@ -386,6 +388,12 @@ def choose_compile(setting: str | bool, device: torch.device, expected_steps: in
       (load ~1.5) agreed: fp32 19.0 s, 0.136 vs 0.128 s (median per-pair ratio 0.93); bf16 22.2 s, 0.082 vs
       0.068 s (0.84). The table keeps the first run, whose longer compiles make the rule the more cautious.
       Both runs: ``benchmarks/results/compile-breakeven-amx.jsonl``.
+    * ``AVX512`` without AMX (2026-12-02, 2-vCPU AMD EPYC with AVX512-BF16, lscpu family 25 model 17, load
+      ~1.2): fp32 compile 17.5 s, steps 0.175 s eager vs 0.180 s compiled (median per-pair ratio 1.05):
+      never repaid, auto is off; bf16 compile 43.1 s, steps 0.151 s vs 0.142 s (6 % faster, ratio 0.93:
+      break-even ~4,700 steps). A second run (fresh cache, load ~1.4) agreed: fp32 26.3 s, 0.194 vs 0.203 s
+      (1.03); bf16 35.0 s, 0.161 vs 0.150 s (0.93). The table keeps the first runs (the longer bf16 compile).
+      Both runs: ``benchmarks/results/compile-breakeven-avx512.jsonl``.
 
     A compiled step must be ``COMPILE_MIN_GAIN`` faster to count. ResNet-18 gains more from compiling than
     the convnet (docs/benchmarks.md, "Speed"), so this rule is conservative there. Where nothing was

@@ -235,8 +235,8 @@ def test_cpu_class_names_amx(monkeypatch):
 
 def test_compile_auto_off_where_unmeasured(monkeypatch):
     monkeypatch.setattr(dev, "_has_cxx_compiler", lambda: True)
-    monkeypatch.setattr(dev, "_cpu_class", lambda: "AVX512")  # AVX-512 without AMX: not measured
-    assert "no compile measurement for AVX512" in dev.choose_compile("auto", CPU, 10**6, "fp32").reason
+    monkeypatch.setattr(dev, "_cpu_class", lambda: "SVE256")  # an Arm class: not measured
+    assert "no compile measurement for SVE256" in dev.choose_compile("auto", CPU, 10**6, "fp32").reason
     monkeypatch.setattr(dev, "_cpu_class", lambda: "AVX2")
     assert "no compile measurement" in dev.choose_compile("auto", CPU, 10**6, "bf16").reason
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
