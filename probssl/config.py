@@ -191,10 +191,11 @@ class TrainConfig:
     tensorboard: bool = spec(False, operational=True)  # also log to RUN/tensorboard (needs tensorboard)
     progress: bool = spec(True, operational=True)
     # Online monitors (kNN, ridge probe, RankMe, alignment/uniformity, uncertainty canary) every N epochs; 0: off.
-    # They change no training result (tested), hence operational.
+    # They change no training result (tested), hence operational. monitor_samples: reference images at most (the
+    # budget may shrink them), half as many queries; monitor_budget: their share of the training time; null: none.
     monitor_every: int = spec(1, minimum=0, operational=True)
-    monitor_samples: int = spec(512, minimum=10, operational=True)  # reference images; half as many queries
-    monitor_budget: float | None = spec(0.05, minimum=0.0, operational=True)  # share of training time; null: none
+    monitor_samples: int = spec(512, minimum=10, operational=True)
+    monitor_budget: float | None = spec(0.05, minimum=0.0, operational=True)
 
     def check(self) -> list[str]:
         device = self.device

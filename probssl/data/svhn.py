@@ -1,12 +1,13 @@
 """SVHN (Netzer et al., NeurIPS workshop 2011), the "cropped digits" format 2: ``data.name: svhn``, the usual
-out-of-distribution set of a CIFAR run (``eval.ood: [svhn]``).
+out-of-distribution set of a CIFAR run (``eval.ood: [svhn]``), and ``data.name: svhn-extra``, whose training split
+is ``train`` followed by ``extra`` (604,388 images: the training set of most SVHN classifiers).
 
 Official files (http://ufldl.stanford.edu/housenumbers/), in ``root/svhn/``:
 
 * ``train_32x32.mat`` (73,257 images) and ``test_32x32.mat`` (26,032): MATLAB v5 files read with
   ``scipy.io.loadmat``; ``X`` is uint8 ``[32, 32, 3, N]`` (row, column, channel, image) and ``y`` is ``[N, 1]``
   with the digit's label, where the digit 0 has label 10 (read as class 0 here);
-* ``extra_32x32.mat`` (531,131 easier images) is not used.
+* ``extra_32x32.mat`` (531,131 easier images, the same format), read only by ``svhn-extra`` (1.6 GB decoded).
 
 Missing files are downloaded (MD5-checked, atomic); every file is MD5-verified (once per process). The
 validation split is carved from train by ``data.val_fraction``. The ``.mat`` files hold only numeric arrays
@@ -35,8 +36,12 @@ SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 SVHN_MD5: dict[str, str] = {
     "svhn/train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
     "svhn/test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+    "svhn/extra_32x32.mat": "a93ce644f1a588dc4d68dda5feec44a7",
 }
-_FILES = ("svhn/train_32x32.mat", "svhn/test_32x32.mat")
+_FILES = {
+    "svhn": ("svhn/train_32x32.mat", "svhn/test_32x32.mat"),
+    "svhn-extra": ("svhn/train_32x32.mat", "svhn/test_32x32.mat", "svhn/extra_32x32.mat"),
+}
 
 
 def read_svhn_mat(path: Path) -> ImageDataset:
@@ -67,26 +72,40 @@ def read_svhn_mat(path: Path) -> ImageDataset:
     return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels % 10), SVHN_CLASSES, "svhn")
 
 
-def _locate(data_dir, download: bool) -> tuple:
-    root = resolve_data_dir(data_dir)
-    paths = []
-    for rel in _FILES:
-        paths.append(str(fetch_official(root, rel, SVHN_MD5[rel], (SVHN_URL + rel.split("/")[1],), download=download)))
-    return (tuple(paths), tuple(SVHN_MD5[rel] for rel in _FILES))
+def _locator(name: str):
+    def locate(data_dir, download: bool) -> tuple:
+        root = resolve_data_dir(data_dir)
+        paths = []
+        for rel in _FILES[name]:
+            url = SVHN_URL + rel.split("/")[1]
+            paths.append(str(fetch_official(root, rel, SVHN_MD5[rel], (url,), download=download)))
+        return (tuple(paths), tuple(SVHN_MD5[rel] for rel in _FILES[name]))
+
+    return locate
 
 
 def _decode(source: tuple) -> tuple[ImageDataset, None, ImageDataset]:
-    train, test = (read_svhn_mat(Path(p)) for p in source[0])
+    """``(train, None, test)``; with ``extra_32x32.mat`` located too, train is train followed by extra."""
+    train, test, *extra = (read_svhn_mat(Path(p)) for p in source[0])
+    if extra:
+        images, labels = torch.cat([train.images, extra[0].images]), torch.cat([train.labels, extra[0].labels])
+        train = ImageDataset(images, labels, SVHN_CLASSES, "svhn-extra")
+        test = ImageDataset(test.images, test.labels, SVHN_CLASSES, "svhn-extra")
     return train, None, test
 
 
-register_dataset(
-    DatasetFamily(
-        "svhn",
-        _locate,
-        _decode,
-        description="SVHN cropped digits (32x32), the official .mat files; the usual OOD set of CIFAR runs",
-        files=tuple((rel, SVHN_MD5[rel]) for rel in _FILES),
-        urls=(SVHN_URL,),
+_DESCRIPTIONS = {
+    "svhn": "SVHN cropped digits (32x32), the official .mat files; the usual OOD set of CIFAR runs",
+    "svhn-extra": "SVHN cropped digits (32x32) with train = train + extra (604,388 images), test = test",
+}
+for _name, _files in _FILES.items():
+    register_dataset(
+        DatasetFamily(
+            _name,
+            _locator(_name),
+            _decode,
+            description=_DESCRIPTIONS[_name],
+            files=tuple((rel, SVHN_MD5[rel]) for rel in _files),
+            urls=(SVHN_URL,),
+        )
     )
-)

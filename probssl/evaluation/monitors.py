@@ -1,11 +1,8 @@
 """Online monitors: representation quality while pretraining, as a trainer callback.
 
-Every ``train.monitor_every`` epochs (0: off), on a fixed seeded subset -- ``train.monitor_samples`` training
-images as the reference set and half as many validation images as queries -- within a time budget
-(``train.monitor_budget``, 5 % of the training time so far: an epoch is skipped when measuring it -- assumed to
-cost what the previous measurement did -- would take the monitors past that share, except the last epoch; ``null``
-monitors every scheduled epoch; benchmarks/monitor_cost.py measures the share), the monitor logs to
-``metrics.jsonl`` (keys ``monitor/...``), TensorBoard and the progress bar:
+Every ``train.monitor_every`` epochs (0: off), on a fixed seeded subset -- up to ``train.monitor_samples`` training
+images as the reference set and half as many validation images as queries -- the monitor logs to ``metrics.jsonl``
+(keys ``monitor/...``), TensorBoard and the progress bar:
 
 * ``monitor/knn_acc``: weighted cosine 20-NN accuracy (queries against the reference set);
 * ``monitor/linear_acc``: a closed-form ridge-regression probe on one-hot labels (standardised features,
@@ -14,7 +11,18 @@ monitors every scheduled epoch; benchmarks/monitor_cost.py measures the share), 
 * ``monitor/effective_rank`` (RankMe), ``monitor/alignment`` and ``monitor/uniformity`` of the queries;
 * probabilistic methods: the mean, 10 % and 90 % quantiles of the method's default uncertainty score and of its
   ``log_det_cov`` when the family has one, and ``monitor/ood_auroc_noise``: the default score's AUROC against
-  uniform noise -- a cheap canary (an inverted score shows up in the first epoch).
+  uniform noise -- a cheap canary (an inverted score shows up in the first epoch). Before training ends the
+  default is the posterior family's (a feature density, when the method carries one, is fitted only at the end);
+* ``monitor/samples``: the reference images used (see the budget below).
+
+**The time budget** (``train.monitor_budget``, default 0.05 = 5 % of the training time; ``null``: none). The cost of
+a measurement is about proportional to the subset, so the monitor keeps measuring every scheduled epoch and
+shrinks the subset instead: when a measurement took more than the budget's share of an epoch's training (the mean
+so far), the next ones use a prefix of the same seeded subset, scaled down by that ratio with a 20 % margin, but
+never below ``MIN_SAMPLES`` reference images. Only the subset ever shrinks (so a shrink happens in the first
+epochs and the series is comparable after it; each row logs its size). At the minimum size, an epoch is skipped
+when measuring it (forecast to cost what the previous measurement did) would take the monitors past the budget,
+except the last epoch. benchmarks/monitor_cost.py measures the share.
 
 It changes no training result: the method is evaluated in eval mode under ``torch.no_grad()`` (batch-norm
 statistics untouched), train mode is restored, and every random draw comes from the monitor's own generator
@@ -57,14 +65,20 @@ def _quantiles(prefix: str, u: Tensor) -> dict[str, float]:
     return {f"{prefix}/mean": float(u.mean()), f"{prefix}/q10": float(q[0]), f"{prefix}/q90": float(q[1])}
 
 
+MIN_SAMPLES = 128  # reference images the budget may shrink the subset to (kNN takes 20 neighbours among them)
+SHRINK_MARGIN = 0.8  # a shrunk subset aims at 80 % of the budget: the cost is not exactly proportional to it
+
+
 class OnlineMonitor(Callback):
     """The trainer callback described in the module docstring."""
 
     def __init__(self, every: int, samples: int = 512, seed: int = 0, budget: float | None = 0.05):
         self.every, self.samples, self.seed, self.budget = every, samples, seed, budget
-        self.rows: tuple[Tensor, Tensor] | None = None
+        self.rows: tuple[Tensor, Tensor] | None = None  # the seeded subset at its full size
+        self.size = samples  # reference images in use: a prefix of rows[0] (queries: half as many)
         self.spent = 0.0  # seconds spent monitoring
         self.last_cost = 0.0  # seconds the latest measurement took: the forecast of the next one
+        self.measured_epochs = 0
         self.started = 0.0
 
     def on_fit_start(self, trainer) -> None:
@@ -73,15 +87,15 @@ class OnlineMonitor(Callback):
         train_rows = torch.randperm(n_train, generator=g)[: min(self.samples, n_train)]
         val_rows = torch.randperm(n_val, generator=g)[: min(max(self.samples // 2, 1), n_val)]
         self.rows = (train_rows, val_rows)
-        self.started, self.spent, self.last_cost = time.perf_counter(), 0.0, 0.0
+        self.size = len(train_rows)
+        self.started, self.spent, self.last_cost, self.measured_epochs = time.perf_counter(), 0.0, 0.0, 0
 
     def on_epoch_end(self, trainer) -> None:
         if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:
             return
         training = time.perf_counter() - self.started - self.spent
-        over = self.spent + self.last_cost > self.budget * training if self.budget is not None else False
-        if over and trainer.step < trainer.total_steps:
-            return  # measuring now would exceed the budget: skip this epoch (the last epoch is always measured)
+        if self._skip(training) and trainer.step < trainer.total_steps:
+            return  # over budget even at the minimum size: skip this epoch (the last epoch is always measured)
         tic = time.perf_counter()
         was_training = trainer.method.training
         try:
@@ -91,11 +105,35 @@ class OnlineMonitor(Callback):
             trainer.method.train(was_training)
         self.last_cost = time.perf_counter() - tic
         self.spent += self.last_cost
+        self.measured_epochs += 1
         trainer.log_extra(record)
+        self._fit_size_to_budget(training / max(trainer.epoch, 1) * self.every)
+
+    def _skip(self, training: float) -> bool:
+        """Whether the forecast cost would take the monitors past the budget, once the subset cannot shrink."""
+        if self.budget is None or self.size > self._min_size():
+            return False
+        return self.spent + self.last_cost > self.budget * training
+
+    def _min_size(self) -> int:
+        return min(MIN_SAMPLES, len(self.rows[0]))
+
+    def _fit_size_to_budget(self, training_per_measurement: float) -> None:
+        """Shrink the subset when the last measurement cost more than the budget's share of the training between
+        two measurements (seconds, the mean so far): sizes scale with the ratio, less a margin."""
+        if self.budget is None or self.last_cost <= self.budget * training_per_measurement:
+            return
+        ratio = self.budget * training_per_measurement / self.last_cost
+        self.size = max(self._min_size(), min(self.size, int(self.size * ratio * SHRINK_MARGIN)))
+
+    def subset(self) -> tuple[Tensor, Tensor]:
+        """The reference rows (training split) and query rows (validation split) in use."""
+        train_rows, val_rows = self.rows
+        return train_rows[: self.size], val_rows[: max(self.size // 2, 1)]
 
     def measure(self, trainer) -> dict[str, Any]:
         method, device, splits = trainer.method, trainer.device, trainer.splits
-        train_rows, val_rows = self.rows
+        train_rows, val_rows = self.subset()
         ref_x, ref_y = splits.train.images[train_rows], splits.train.labels[train_rows]
         query_x, query_y = splits.val.images[val_rows], splits.val.labels[val_rows]
         kind = method.default_representation
@@ -103,6 +141,7 @@ class OnlineMonitor(Callback):
         query = extract(method, query_x, kind, 512, device, trainer.precision)
         k = min(20, len(ref))
         out = {
+            "monitor/samples": len(train_rows),
             "monitor/effective_rank": effective_rank(query),
             "monitor/uniformity": uniformity(query, max_samples=1000, seed=self.seed),
         }
@@ -123,13 +162,17 @@ class OnlineMonitor(Callback):
         method.eval()
         images = to_float_images(query_x.to(device))
         noise = torch.rand(images.shape, generator=g).to(device)
-        q, q_noise = method.posterior(images), method.posterior(noise)
         default = method.uncertainty_kinds()[0]
-        out = _quantiles(f"monitor/u_{default}", q.uncertainty(default).float().cpu())
-        out["monitor/ood_auroc_noise"] = auroc(
-            q_noise.uncertainty(default).float().cpu(), q.uncertainty(default).float().cpu()
-        )
-        if "log_det_cov" in method.uncertainty_kinds() and default != "log_det_cov":
+        if default in method.extra_uncertainty_kinds():  # e.g. a density fitted when training ended
+            u, u_noise = (method.uncertainty(x, default).float().cpu() for x in (images, noise))
+            q = None
+        else:
+            q, q_noise = method.posterior(images), method.posterior(noise)
+            u, u_noise = q.uncertainty(default).float().cpu(), q_noise.uncertainty(default).float().cpu()
+        out = _quantiles(f"monitor/u_{default}", u)
+        out["monitor/ood_auroc_noise"] = auroc(u_noise, u)
+        if "log_det_cov" in method.posterior_class.uncertainty_kinds() and default != "log_det_cov":
+            q = q if q is not None else method.posterior(images)
             out.update(_quantiles("monitor/u_log_det_cov", q.uncertainty("log_det_cov").float().cpu()))
         return out
 

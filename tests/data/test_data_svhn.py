@@ -27,10 +27,11 @@ def write_mat(path, rng, n):
     return images, digits
 
 
-def make_svhn(root, monkeypatch):
+def make_svhn(root, monkeypatch, extra: bool = False):
     rng = np.random.default_rng(0)
     made = {}
-    for rel, n in (("svhn/train_32x32.mat", 12), ("svhn/test_32x32.mat", 7)):
+    files = (("svhn/train_32x32.mat", 12), ("svhn/test_32x32.mat", 7), ("svhn/extra_32x32.mat", 9))
+    for rel, n in files[: 3 if extra else 2]:
         made[rel] = write_mat(root / rel, rng, n)
         monkeypatch.setitem(svhn.SVHN_MD5, rel, hashlib.md5((root / rel).read_bytes()).hexdigest())
     return made
@@ -80,3 +81,20 @@ def test_svhn_missing_and_wrong_files(tmp_path, monkeypatch):
         with pytest.raises(DataError, match=message) as err:
             load_dataset("svhn", tmp_path, download=False)
         assert str(path) in str(err.value)
+
+
+def test_svhn_extra_trains_on_train_then_extra(tmp_path, monkeypatch):
+    made = make_svhn(tmp_path, monkeypatch, extra=True)
+    splits = load_dataset("svhn-extra", tmp_path, val_fraction=0.0, download=False)
+    (train_x, train_y), (extra_x, extra_y) = made["svhn/train_32x32.mat"], made["svhn/extra_32x32.mat"]
+    assert torch.equal(splits.train.images, torch.from_numpy(np.concatenate([train_x, extra_x])))
+    assert splits.train.labels.tolist() == [*train_y.tolist(), *extra_y.tolist()]
+    assert torch.equal(splits.test.images, torch.from_numpy(made["svhn/test_32x32.mat"][0]))
+    assert splits.train.name == "svhn-extra" and splits.train.classes == tuple("0123456789")
+    # plain svhn does not need the extra file
+    (tmp_path / "svhn" / "extra_32x32.mat").unlink()
+    clear_cache()
+    assert len(load_dataset("svhn", tmp_path, val_fraction=0.0, download=False).train) == 12
+    with pytest.raises(DataError) as err:
+        load_dataset("svhn-extra", tmp_path, download=False)
+    assert "extra_32x32.mat" in str(err.value)

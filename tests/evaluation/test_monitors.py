@@ -67,6 +67,7 @@ def test_the_budget_forecasts_the_next_measurement(monkeypatch):
     monkeypatch.setattr(monitors.time, "perf_counter", lambda: clock["t"])
     monitor = monitors.OnlineMonitor(every=1, budget=0.05)
     monitor.started = 0.0
+    monitor.rows, monitor.size = (torch.arange(100), torch.arange(50)), 100  # already at the minimum size
 
     def measure(_trainer):
         clock["t"] += 1.0
@@ -90,3 +91,81 @@ def test_the_budget_forecasts_the_next_measurement(monkeypatch):
     # The old rule (measure while spent <= 5 %) went one measurement over: up to 10 % here.
     assert after_a_measurement and max(after_a_measurement) <= 0.05 + 1e-9
     assert monitor.spent >= 19  # and the budget is used, not left idle: 5 % of 400 s is 20 measurements
+
+
+def _fake_trainer(epochs: int):
+    import types
+
+    trainer = types.SimpleNamespace(
+        epoch=0, step=0, total_steps=epochs, method=types.SimpleNamespace(training=True, train=lambda _m: None)
+    )
+    trainer.dist = types.SimpleNamespace(is_main=True)
+    trainer.splits = types.SimpleNamespace(val=[0] * 300)
+    trainer.log_extra = lambda record: None
+    return trainer
+
+
+def test_the_budget_shrinks_the_subset_and_keeps_every_epoch(monkeypatch):
+    """A measurement costs 1 ms per reference image and an epoch trains 4 s: 512 images (0.51 s) are over 5 % of an
+    epoch, so the subset shrinks once, to 80 % of what fits, and every epoch is still measured within the budget."""
+    from probssl.evaluation import monitors
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(monitors.time, "perf_counter", lambda: clock["t"])
+    monitor = monitors.OnlineMonitor(every=1, samples=512, budget=0.05)
+    monitor.started, monitor.rows, monitor.size = 0.0, (torch.arange(512), torch.arange(256)), 512
+    sizes = []
+
+    def measure(_trainer):
+        train_rows, val_rows = monitor.subset()
+        assert len(val_rows) == len(train_rows) // 2 and torch.equal(train_rows, monitor.rows[0][: len(train_rows)])
+        sizes.append(len(train_rows))
+        clock["t"] += 0.001 * len(train_rows)
+        return {}
+
+    monitor.measure = measure
+    trainer = _fake_trainer(100)
+    for epoch in range(1, 101):
+        clock["t"] += 4.0
+        trainer.epoch, trainer.step = epoch, epoch
+        monitor.on_epoch_end(trainer)
+    assert len(sizes) == 100  # every epoch
+    expected = 512 * (0.05 * 4.0 / 0.512) * monitors.SHRINK_MARGIN  # 160, up to float rounding of the clock
+    assert sizes[0] == 512 and len(set(sizes[1:])) == 1 and abs(sizes[1] - expected) <= 1
+    assert monitor.spent / (clock["t"] - monitor.spent) <= 0.05
+
+
+def test_the_subset_never_shrinks_below_the_minimum(monkeypatch):
+    from probssl.evaluation import monitors
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(monitors.time, "perf_counter", lambda: clock["t"])
+    monitor = monitors.OnlineMonitor(every=1, samples=512, budget=0.05)
+    monitor.started, monitor.rows, monitor.size = 0.0, (torch.arange(512), torch.arange(256)), 512
+
+    def measure(_trainer):
+        clock["t"] += 10.0  # far over any budget
+        return {}
+
+    monitor.measure, trainer = measure, _fake_trainer(10)
+    for epoch in range(1, 11):
+        clock["t"] += 4.0
+        trainer.epoch, trainer.step = epoch, epoch
+        monitor.on_epoch_end(trainer)
+    assert monitor.size == monitors.MIN_SAMPLES and monitor.measured_epochs == 2  # the first, then the last
+
+
+def test_a_finished_run_is_monitored_with_its_fitted_default_score(tmp_path):
+    """After training, a method's default can be an extra score (vsimclr's fitted feature density): still measured."""
+    from probssl.evaluation.monitors import OnlineMonitor
+
+    trainer = Trainer(load_config("vsimclr-digits", overrides=[*TINY, "train.monitor_every=0"]), tmp_path / "run")
+    trainer.fit()
+    default = trainer.method.uncertainty_kinds()[0]
+    assert default in trainer.method.extra_uncertainty_kinds()
+    monitor = OnlineMonitor(1, samples=200)
+    monitor.on_fit_start(trainer)
+    with torch.no_grad():
+        record = monitor.measure(trainer)
+    assert f"monitor/u_{default}/q90" in record and 0 <= record["monitor/ood_auroc_noise"] <= 1
+    assert record["monitor/samples"] == 200 and "monitor/u_log_det_cov/mean" in record
