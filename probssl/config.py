@@ -89,6 +89,7 @@ class DataConfig:
     in_memory: bool | str = spec("auto", choices=(True, False, "auto"), operational=True)
     loader_workers: int | None = spec(None, minimum=0, operational=True)
     attribute: str | None = None  # celeba: null = SimVAE's hair-colour task, else one binary attribute (Smiling)
+    fold: int | None = spec(None, minimum=0, maximum=9)  # stl10: null = all 5,000 train images, else that fold's 1,000
 
     def check(self) -> list[str]:
         problems = [] if self.val_fraction < 1 else [f"data.val_fraction must be < 1, got {self.val_fraction}"]
@@ -210,6 +211,13 @@ class EvalConfig:
     batch_size: int = spec(1024, minimum=1)
     knn_k: list[int] = spec([1, 5, 10, 20, 50])
     linear_weight_decays: list[float] = spec([0.0, 1e-5, 1e-4, 1e-3, 1e-2])
+    # Fine-tuning (probssl.evaluation.finetune: a copy of the backbone + a linear head, AdamW, cosine lr, the run's
+    # augmentation, the epoch chosen on validation). fine_tune: true makes `probssl eval` run it (as --fine-tune).
+    fine_tune: bool = False
+    fine_tune_epochs: int = spec(10, minimum=1)
+    fine_tune_lr: float = spec(1e-3, minimum=0.0, exclusive_minimum=True)
+    fine_tune_weight_decay: float = spec(1e-4, minimum=0.0)
+    fine_tune_batch_size: int = spec(256, minimum=1)
 
 
 # ----------------------------------------------------------------------------- method schemas

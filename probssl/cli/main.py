@@ -94,7 +94,7 @@ def cmd_eval(args) -> int:
         mode=mode,
         seed=args.seed,
         progress=lambda msg: print(msg, flush=True),
-        fine_tune=args.fine_tune,
+        **({"fine_tune": True} if args.fine_tune else {}),  # else the run's eval.fine_tune (a preset may set it)
         checkpoint=args.checkpoint,
         skip=tuple(args.skip),
         **({"retrieval": tuple(args.retrieval)} if args.retrieval is not None else {}),
@@ -252,7 +252,8 @@ def _eval_parser(sub) -> None:
     p.add_argument(
         "--fine-tune",
         action="store_true",
-        help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation)",
+        help="also fine-tune the whole network (backbone + linear head; epoch chosen on validation); the run's "
+        "eval.fine_tune_* keys set its schedule, eval.fine_tune: true runs it without this flag",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint", help="evaluate this checkpoint (step-N) instead of the latest")

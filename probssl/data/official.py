@@ -84,8 +84,8 @@ def safe_member_name(name: str, archive: Path) -> str:
 def extract_members(archive: Path, wanted: dict[str, Path], md5s: dict[str, str]) -> None:
     """Write the tar (any compression) members ``wanted`` (member name -> destination) to their destinations.
 
-    Each member goes to a temporary file beside its destination, is MD5-checked against ``md5s[member]`` and only
-    then renamed onto it, so an interrupted extraction never leaves a file a later run would trust. Members are
+    Each member goes to a temporary file beside its destination, is MD5-checked against ``md5s[member]`` (a member
+    without an official MD5, absent from ``md5s``, is checked by its reader instead) and only then renamed onto it, so an interrupted extraction never leaves a file a later run would trust. Members are
     read in one front-to-back pass (a gzip stream is decompressed once).
 
     Raises:
@@ -97,7 +97,7 @@ def extract_members(archive: Path, wanted: dict[str, Path], md5s: dict[str, str]
             for member in tar:
                 name = safe_member_name(member.name, archive)
                 if name in todo and member.isfile():
-                    _extract_one(tar, member, todo.pop(name), md5s[name], archive)
+                    _extract_one(tar, member, todo.pop(name), md5s.get(name), archive)
                 if not todo:
                     break
     except DataError:
@@ -114,7 +114,7 @@ def extract_members(archive: Path, wanted: dict[str, Path], md5s: dict[str, str]
         )
 
 
-def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, md5: str, archive: Path) -> None:
+def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, md5: str | None, archive: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -124,8 +124,8 @@ def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, md5:
         with os.fdopen(fd, "wb") as out:
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 out.write(chunk)
-        actual = md5sum(tmp)
-        if actual != md5.lower():
+        actual = md5sum(tmp) if md5 is not None else None
+        if md5 is not None and actual != md5.lower():
             raise DataError(
                 f"Archive {archive}: member {member.name} has MD5 {actual}, not the official {md5}; the archive is "
                 "not the official one. Replace it with the official file."

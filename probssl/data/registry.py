@@ -274,8 +274,15 @@ def load_splits(data: DataConfig | Config) -> DataSplits:
     return splits
 
 
+# DataConfig fields that mean something for one dataset only: set for another, they are an error, not ignored.
+DATASET_SPECIFIC = {"attribute": "celeba", "fold": "stl10"}
+
+
 def _load_configured(data: DataConfig) -> DataSplits:
     family = dataset_family(data.name)
+    for key, owner in DATASET_SPECIFIC.items():
+        if getattr(data, key) is not None and key not in family.options:
+            raise DataError(f"data.{key} is an option of {owner}; dataset {family.name!r} takes none: remove it.")
     options = {key: getattr(data, key) for key in family.options}
     return load_dataset(
         data.name,

@@ -7,7 +7,11 @@ Official archive ``stl10_binary.tar.gz`` (http://ai.stanford.edu/~acoates/stl10/
   images one after another, each the red, then green, then blue plane, every plane in COLUMN-major order (as
   MATLAB writes it): byte ``c * 9216 + x * 96 + y`` is channel c at row y, column x;
 * ``train_y.bin``, ``test_y.bin``: one uint8 label per image, 1..10 (1 = airplane ... 10 = truck);
-* ``class_names.txt``, ``fold_indices.txt`` (the ten 1,000-image training folds; not used here).
+* ``class_names.txt``; ``fold_indices.txt``: the ten predefined training folds of STL-10's own protocol, one line
+  each of 1,000 space-separated 0-based indices into ``train`` (as torchvision reads them). ``data.fold: K``
+  (0-9) trains on fold K only (the test split is unchanged); ``null`` (the default) uses all 5,000 images.
+  torchvision lists no MD5 for this file, so it is checked by its content (ten lines of distinct indices < 5,000)
+  rather than by checksum.
 
 Files live in ``root/stl10/``: the extracted ``stl10_binary/*.bin`` are read when present; otherwise the archive
 ``root/stl10/stl10_binary.tar.gz`` is downloaded if missing (MD5-checked, atomic) and the needed ``.bin`` members are
@@ -37,7 +41,7 @@ import torch
 
 from .dataset import UNLABELLED, ImageDataset
 from .errors import DataError
-from .lazy import LazyImages, choose_in_memory
+from .lazy import LazyImages, choose_in_memory, take_rows
 from .members import MemberRef
 from .official import extract_members, fetch_official, verify_once
 from .paths import resolve_data_dir
@@ -63,6 +67,29 @@ STL10_MD5: dict[str, str] = {
     "stl10_binary/test_y.bin": "36f9794fa4beb8a2c72628de14fa638e",
 }
 _FIX = f"Delete it so that it is extracted again from the official {ARCHIVE.split('/')[1]} ({STL10_URLS[0]})."
+
+
+FOLDS = "fold_indices.txt"
+
+
+def read_stl10_folds(path: Path, n_train: int) -> list[np.ndarray]:
+    """The ten folds of ``fold_indices.txt``: int64 index arrays into the ``n_train`` training images.
+
+    Raises:
+        DataError naming the file if it does not hold ten lines of distinct integers in ``0..n_train-1``.
+    """
+    try:
+        lines = [line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
+        folds = [np.array([int(v) for v in line], dtype=np.int64) for line in lines]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"STL-10 fold file {path} could not be read as integers ({exc}). {_FIX}") from exc
+    bad = len(folds) != 10 or any(f.size == 0 or len(set(f.tolist())) != f.size for f in folds)
+    if bad or any(f.min() < 0 or f.max() >= n_train for f in folds):
+        raise DataError(
+            f"STL-10 fold file {path} should hold 10 lines of distinct indices in 0..{n_train - 1}; it is not the "
+            f"official file. {_FIX}"
+        )
+    return folds
 
 
 def read_stl10_labels(path: Path) -> np.ndarray:
@@ -113,7 +140,8 @@ def _lazy(path: Path) -> LazyImages:
 
 
 def _files(root: Path, download: bool, names: tuple[str, ...]) -> tuple[str, ...]:
-    """Paths of the verified ``stl10_binary/NAME`` files, extracted from the (downloaded) archive when missing."""
+    """Paths of the verified ``stl10_binary/NAME`` files, extracted from the (downloaded) archive when missing
+    (``fold_indices.txt`` has no official MD5: :func:`read_stl10_folds` checks it)."""
     folder = root / "stl10"
     missing = {f"stl10_binary/{n}": folder / "stl10_binary" / n for n in names}
     missing = {m: p for m, p in missing.items() if not p.exists()}
@@ -123,7 +151,8 @@ def _files(root: Path, download: bool, names: tuple[str, ...]) -> tuple[str, ...
     paths = []
     for n in names:
         path = folder / "stl10_binary" / n
-        verify_once(path, STL10_MD5[f"stl10_binary/{n}"])
+        if n != FOLDS:
+            verify_once(path, STL10_MD5[f"stl10_binary/{n}"])
         paths.append(str(path))
     return tuple(paths)
 
@@ -145,16 +174,27 @@ def _images(paths: list[Path], memory: bool):
     return LazyImages(refs, (3, SIDE, SIDE), functools.partial(_decode_row))
 
 
+def _fold(train: ImageDataset, folds_path: Path, fold: int) -> ImageDataset:
+    """The training images of one official fold, in the file's order."""
+    rows = torch.from_numpy(read_stl10_folds(folds_path, len(train))[fold])
+    return ImageDataset(take_rows(train.images, rows), train.labels[rows], STL10_CLASSES, train.name)
+
+
 def _decode(source: tuple) -> tuple[ImageDataset, None, ImageDataset]:
-    """``(train, None, test)`` of a located STL-10 source ``(name, paths, md5s, in_memory)``."""
-    name, paths, _, in_memory = source
-    test_x, test_y, *rest = [Path(p) for p in paths]
+    """``(train, None, test)`` of a located STL-10 source ``(name, paths, md5s, in_memory, fold)``; with a fold the
+    last path is ``fold_indices.txt``."""
+    name, paths, _, in_memory, fold = source
+    paths = [Path(p) for p in paths]
+    folds_path = paths.pop() if fold is not None else None
+    test_x, test_y, *rest = paths
     train_files = rest[:1] if name == "stl10" else rest  # stl10-unlabeled: unlabeled_X.bin, then train_X.bin
     n = sum(_image_count(p) for p in [test_x, *train_files])
     memory = choose_in_memory(in_memory, n * ROW, str(test_x.parent)).in_memory
     labelled = name == "stl10"
     train = _dataset(_images(train_files, memory), read_stl10_labels(rest[1]) if labelled else None, name)
     test = _dataset(_images([test_x], memory), read_stl10_labels(test_y) if labelled else None, name)
+    if folds_path is not None:
+        train = _fold(train, folds_path, fold)
     return train, None, test
 
 
@@ -162,9 +202,13 @@ def _family(name: str, aliases: tuple[str, ...]) -> DatasetFamily:
     names = ("test_X.bin", "test_y.bin")
     names += ("train_X.bin", "train_y.bin") if name == "stl10" else ("unlabeled_X.bin", "train_X.bin")
 
-    def locate(data_dir, download: bool, in_memory="auto") -> tuple:
-        paths = _files(resolve_data_dir(data_dir), download, names)
-        return (name, paths, tuple(STL10_MD5[f"stl10_binary/{n}"] for n in names), in_memory)
+    def locate(data_dir, download: bool, in_memory="auto", fold: int | None = None) -> tuple:
+        if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold <= 9):
+            raise DataError(f"data.fold must be null or an integer 0-9 (an official STL-10 fold), got {fold!r}.")
+        if fold is not None and name != "stl10":
+            raise DataError(f"data.fold selects labelled training images: use data.name: stl10, not {name}.")
+        paths = _files(resolve_data_dir(data_dir), download, names + ((FOLDS,) if fold is not None else ()))
+        return (name, paths, tuple(STL10_MD5[f"stl10_binary/{n}"] for n in names), in_memory, fold)
 
     return DatasetFamily(
         name,
@@ -178,7 +222,7 @@ def _family(name: str, aliases: tuple[str, ...]) -> DatasetFamily:
         files=tuple((f"stl10/stl10_binary/{n}", STL10_MD5[f"stl10_binary/{n}"]) for n in names)
         + ((ARCHIVE, STL10_MD5[ARCHIVE]),),
         urls=STL10_URLS,
-        options=("in_memory",),
+        options=("in_memory", "fold"),
     )
 
 

@@ -22,7 +22,10 @@ so far), the next ones use a prefix of the same seeded subset, scaled down by th
 never below ``MIN_SAMPLES`` reference images. Only the subset ever shrinks (so a shrink happens in the first
 epochs and the series is comparable after it; each row logs its size). At the minimum size, an epoch is skipped
 when measuring it (forecast to cost what the previous measurement did) would take the monitors past the budget,
-except the last epoch. benchmarks/monitor_cost.py measures the share.
+except the last epoch. benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
+trains on 1,294 images (~0.3 s), and 5 % of it pays for ~400 image forwards in eval mode, while a measurement
+forwards the references, then the queries 5 times (features, two views, posterior, noise); 128 references did not
+fit (2026-12-02, benchmarks/results/monitor-cost.md). On MNIST-sized epochs the full 512 fit many times over.
 
 It changes no training result: the method is evaluated in eval mode under ``torch.no_grad()`` (batch-norm
 statistics untouched), train mode is restored, and every random draw comes from the monitor's own generator
@@ -65,7 +68,7 @@ def _quantiles(prefix: str, u: Tensor) -> dict[str, float]:
     return {f"{prefix}/mean": float(u.mean()), f"{prefix}/q10": float(q[0]), f"{prefix}/q90": float(q[1])}
 
 
-MIN_SAMPLES = 128  # reference images the budget may shrink the subset to (kNN takes 20 neighbours among them)
+MIN_SAMPLES = 64  # the fewest reference images (32 queries) the budget may shrink to; why 64: the module docstring
 SHRINK_MARGIN = 0.8  # a shrunk subset aims at 80 % of the budget: the cost is not exactly proportional to it
 
 

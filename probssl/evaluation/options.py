@@ -56,6 +56,8 @@ class EvalOptions:
     fine_tune: bool = False  # also fine-tune the whole network (slow: trains a copy of the backbone)
     fine_tune_epochs: int = 10
     fine_tune_lr: float = 1e-3
+    fine_tune_weight_decay: float = 1e-4
+    fine_tune_batch_size: int = 256
     seed: int = 0
     skip: tuple[str, ...] = ()  # sections or parts left out (probssl.evaluation.skip_names())
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # plug-in sections' options, by section
@@ -96,6 +98,11 @@ class EvalOptions:
                 batch_size=cfg.batch_size,
                 knn_k=tuple(cfg.knn_k),
                 linear_weight_decays=tuple(cfg.linear_weight_decays),
+                fine_tune=cfg.fine_tune,
+                fine_tune_epochs=cfg.fine_tune_epochs,
+                fine_tune_lr=cfg.fine_tune_lr,
+                fine_tune_weight_decay=cfg.fine_tune_weight_decay,
+                fine_tune_batch_size=cfg.fine_tune_batch_size,
             )
         base.update(overrides)
         return cls(**base)

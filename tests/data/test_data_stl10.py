@@ -132,3 +132,52 @@ def test_archive_member_with_the_wrong_md5_is_not_kept(tmp_path, monkeypatch):
         load_dataset("stl10", tmp_path, download=False)
     assert not (tmp_path / "stl10" / "stl10_binary" / "test_X.bin").exists()
     assert not list((tmp_path / "stl10" / "stl10_binary").glob(".*part"))
+
+
+def fold_lines(rng, n_train: int, per_fold: int) -> list[list[int]]:
+    return [rng.choice(n_train, per_fold, replace=False).tolist() for _ in range(10)]
+
+
+def test_a_fold_trains_on_its_official_indices(tmp_path, monkeypatch):
+    """data.fold: K keeps the K-th line of fold_indices.txt (0-based indices into train, in the file's order), from
+    the archive, in memory and streamed alike; the test split is unchanged."""
+    rng = np.random.default_rng(4)
+    files, arrays = make_files(rng)
+    folds = fold_lines(rng, COUNTS["train"], 3)
+    files["stl10_binary/fold_indices.txt"] = ("\n".join(" ".join(map(str, f)) for f in folds) + "\n").encode()
+    patch_md5s(monkeypatch, files)
+    archive = write_archive(tmp_path / "stl10" / "stl10_binary.tar.gz", files)
+    monkeypatch.setitem(stl10.STL10_MD5, stl10.ARCHIVE, hashlib.md5(archive.read_bytes()).hexdigest())
+    for in_memory in (True, False):
+        clear_cache()
+        splits = load_dataset("stl10", tmp_path, val_fraction=0.0, download=False, fold=7, in_memory=in_memory)
+        assert torch.equal(splits.train.images[:], torch.from_numpy(arrays["train"][folds[7]]))
+        assert splits.train.labels.tolist() == arrays["train_y"][folds[7]].tolist()
+        assert torch.equal(splits.test.images[:], torch.from_numpy(arrays["test"]))
+    clear_cache()
+    assert len(load_dataset("stl10", tmp_path, val_fraction=0.0, download=False).train) == COUNTS["train"]
+
+
+def test_a_wrong_fold_file_or_option_is_one_clear_error(tmp_path, monkeypatch):
+    from probssl.config import load_config
+    from probssl.data import load_splits
+
+    files, _ = make_files(np.random.default_rng(5))
+    patch_md5s(monkeypatch, files)
+    for member, data in files.items():
+        (tmp_path / "stl10" / member).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "stl10" / member).write_bytes(data)
+    path = tmp_path / "stl10" / "stl10_binary" / "fold_indices.txt"
+    for content in ("1 2\n" * 9, "0 1 x\n" * 10, "0 0 1\n" * 10, "0 1 6\n" * 10):  # 9 lines, text, repeats, >= 6
+        path.write_text(content)
+        clear_cache()
+        with pytest.raises(DataError) as err:
+            load_dataset("stl10", tmp_path, download=False, fold=0)
+        assert str(path) in str(err.value)
+    with pytest.raises(DataError, match="0-9"):
+        load_dataset("stl10", tmp_path, download=False, fold=10)
+    with pytest.raises(DataError, match="use data.name: stl10"):
+        load_dataset("stl10-unlabeled", tmp_path, download=False, fold=1)
+    mnist = load_config("simclr-mnist", overrides=["data.fold=3"])
+    with pytest.raises(DataError, match="data.fold is an option of stl10"):
+        load_splits(mnist)

@@ -23,6 +23,8 @@ class FineTuning(Section):
             ctx.config,
             epochs=o.fine_tune_epochs,
             lr=o.fine_tune_lr,
+            weight_decay=o.fine_tune_weight_decay,
+            batch_size=o.fine_tune_batch_size,
             device=ctx.device,
             seed=o.seed,
         )
