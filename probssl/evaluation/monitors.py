@@ -139,44 +139,49 @@ class OnlineMonitor(Callback):
         train_rows, val_rows = self.subset()
         ref_x, ref_y = splits.train.images[train_rows], splits.train.labels[train_rows]
         query_x, query_y = splits.val.images[val_rows], splits.val.labels[val_rows]
-        kind = method.default_representation
-        ref = extract(method, ref_x, kind, 512, device, trainer.precision)
-        query = extract(method, query_x, kind, 512, device, trainer.precision)
-        k = min(20, len(ref))
-        out = {
-            "monitor/samples": len(train_rows),
-            "monitor/effective_rank": effective_rank(query),
-            "monitor/uniformity": uniformity(query, max_samples=1000, seed=self.seed),
-        }
-        if splits.labelled:  # unlabelled images: only the label-free monitors
-            knn = knn_predict(ref, ref_y, query, k, splits.num_classes)
-            out["monitor/knn_acc"] = float((knn == query_y).double().mean())
-            out["monitor/linear_acc"] = ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes)
         g = torch.Generator().manual_seed(self.seed)
         augmenter = augmenter_from_config(trainer.config.augment, splits.image_shape)
-        views = augmenter(query_x, views=2, generator=g)
-        z1, z2 = (extract(method, v, kind, 512, device, trainer.precision) for v in views)
-        out["monitor/alignment"] = alignment(z1, z2)
+        views = augmenter(query_x, views=2, generator=g)  # [2, Q, C, H, W]
+        # One forward for references, queries and both views: at the small sizes the budget allows on tiny
+        # datasets, each extra call's fixed cost (eval toggles, autocast, checks) is a large share of the time.
+        n_ref, n_q = len(ref_x), len(query_x)
+        images = torch.cat([to_float_images(ref_x), to_float_images(query_x), views.reshape(-1, *views.shape[2:])])
+        feats = extract(method, images, method.default_representation, 1024, device, trainer.precision)
+        ref, query = feats[:n_ref], feats[n_ref : n_ref + n_q]
+        z1, z2 = feats[n_ref + n_q :].reshape(2, n_q, -1)
+        out = {
+            "monitor/samples": n_ref,
+            "monitor/effective_rank": effective_rank(query),
+            "monitor/uniformity": uniformity(query, max_samples=1000, seed=self.seed),
+            "monitor/alignment": alignment(z1, z2),
+        }
+        if splits.labelled:  # unlabelled images: only the label-free monitors
+            knn = knn_predict(ref, ref_y, query, min(20, n_ref), splits.num_classes)
+            out["monitor/knn_acc"] = float((knn == query_y).double().mean())
+            out["monitor/linear_acc"] = ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes)
         if method.probabilistic:
             out.update(self._uncertainty(method, query_x, device, g))
         return out
 
     def _uncertainty(self, method, query_x: Tensor, device, g: torch.Generator) -> dict[str, float]:
+        """The default score's quantiles on the queries and its AUROC against as many uniform-noise images; the
+        queries and the noise go through the network together."""
         method.eval()
         images = to_float_images(query_x.to(device))
         noise = torch.rand(images.shape, generator=g).to(device)
+        both, n = torch.cat([images, noise]), len(images)
         default = method.uncertainty_kinds()[0]
+        q = None
         if default in method.extra_uncertainty_kinds():  # e.g. a density fitted when training ended
-            u, u_noise = (method.uncertainty(x, default).float().cpu() for x in (images, noise))
-            q = None
+            u_all = method.uncertainty(both, default).float().cpu()
         else:
-            q, q_noise = method.posterior(images), method.posterior(noise)
-            u, u_noise = q.uncertainty(default).float().cpu(), q_noise.uncertainty(default).float().cpu()
-        out = _quantiles(f"monitor/u_{default}", u)
-        out["monitor/ood_auroc_noise"] = auroc(u_noise, u)
+            q = method.posterior(both)
+            u_all = q.uncertainty(default).float().cpu()
+        out = _quantiles(f"monitor/u_{default}", u_all[:n])
+        out["monitor/ood_auroc_noise"] = auroc(u_all[n:], u_all[:n])
         if "log_det_cov" in method.posterior_class.uncertainty_kinds() and default != "log_det_cov":
-            q = q if q is not None else method.posterior(images)
-            out.update(_quantiles("monitor/u_log_det_cov", q.uncertainty("log_det_cov").float().cpu()))
+            q = q if q is not None else method.posterior(both)
+            out.update(_quantiles("monitor/u_log_det_cov", q.uncertainty("log_det_cov").float().cpu()[:n]))
         return out
 
 

@@ -309,3 +309,24 @@ def test_fine_tuning_trains_a_copy_and_selects_on_validation(tmp_path):
     assert len(result["val_curve"]) == 8 and result["val_acc"] == max(result["val_curve"])
     assert result["test_acc"] == result["test_curve"][result["epoch"] - 1]
     assert result["test_acc"] > 0.4  # 32 supervised steps on 256 digits: far above chance (0.1)
+
+
+def test_a_preset_sets_the_fine_tuning_protocol(tmp_path):
+    """eval.fine_tune* in a run's config: evaluate_run fine-tunes with that schedule without being asked (as the SCL
+    paper presets do), and an explicit option still wins."""
+    from probssl.config import load_config
+    from probssl.evaluation import evaluate_run
+    from probssl.train import Trainer
+
+    sets = ["eval.fine_tune=true", "eval.fine_tune_epochs=2", "eval.fine_tune_batch_size=32", "eval.fine_tune_lr=3e-4"]
+    sets += ["eval.fine_tune_weight_decay=0.0"]
+    config = load_config("simclr-digits", overrides=[*TINY, *sets])
+    opts = EvalOptions.make("quick", config.eval)
+    assert (opts.fine_tune, opts.fine_tune_epochs, opts.fine_tune_batch_size) == (True, 2, 32)
+    assert (opts.fine_tune_lr, opts.fine_tune_weight_decay) == (3e-4, 0.0)
+    Trainer(config, tmp_path / "run").fit()
+    report = evaluate_run(tmp_path / "run", mode="quick", ood=[])
+    tuned = report["fine_tuning"]
+    assert tuned["epochs"] == 2 and tuned["lr"] == 3e-4 and tuned["weight_decay"] == 0.0
+    assert report["summary"]["fine_tune_acc"] == tuned["test_acc"]
+    assert "fine_tuning" not in evaluate_run(tmp_path / "run", mode="quick", ood=[], fine_tune=False)
