@@ -19,7 +19,8 @@ images as the reference set and half as many validation images as queries -- the
 a measurement is about proportional to the subset, so the monitor keeps measuring every scheduled epoch and
 shrinks the subset instead: when a measurement took more than the budget's share of an epoch's training (the mean
 so far), the next ones use a prefix of the same seeded subset, scaled down by that ratio with a 20 % margin, but
-never below ``MIN_SAMPLES`` reference images. Only the subset ever shrinks (so a shrink happens in the first
+never below ``MIN_SAMPLES`` reference images. The first measurement's size is forecast from the epoch's image count
+(``OnlineMonitor._forecast_size``), so that it does not spend the budget of several epochs at once. Only the subset ever shrinks (so a shrink happens in the first
 epochs and the series is comparable after it; each row logs its size). At the minimum size, an epoch is skipped
 when measuring it (forecast to cost what the previous measurement did) would take the monitors past the budget,
 except the last epoch. benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
@@ -90,8 +91,21 @@ class OnlineMonitor(Callback):
         train_rows = torch.randperm(n_train, generator=g)[: min(self.samples, n_train)]
         val_rows = torch.randperm(n_val, generator=g)[: min(max(self.samples // 2, 1), n_val)]
         self.rows = (train_rows, val_rows)
-        self.size = len(train_rows)
+        self.size = max(self._min_size(), min(len(train_rows), self._forecast_size(trainer)))
         self.started, self.spent, self.last_cost, self.measured_epochs = time.perf_counter(), 0.0, 0.0, 0
+
+    def _forecast_size(self, trainer) -> int:
+        """The first measurement's size, forecast so that it fits the budget before any cost is known: a training
+        step's forward and backward of one view cost about 3 eval-mode forwards, and a measurement forwards each
+        reference once and each query (half as many) 3 times (features, two views), 5 for probabilistic methods
+        (+ posterior, noise). Training's augmentation and optimiser make the forecast cautious; measured costs
+        then shrink the subset further if needed."""
+        if self.budget is None:
+            return len(self.rows[0])
+        views = trainer.config.augment.views
+        forwards = 3 * views * trainer.steps_per_epoch * trainer.batch_size * self.every
+        per_reference = 1 + 0.5 * (5 if trainer.method.probabilistic else 3)
+        return int(self.budget * forwards / per_reference)
 
     def on_epoch_end(self, trainer) -> None:
         if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:

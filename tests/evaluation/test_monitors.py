@@ -163,9 +163,33 @@ def test_a_finished_run_is_monitored_with_its_fitted_default_score(tmp_path):
     trainer.fit()
     default = trainer.method.uncertainty_kinds()[0]
     assert default in trainer.method.extra_uncertainty_kinds()
-    monitor = OnlineMonitor(1, samples=200)
+    monitor = OnlineMonitor(1, samples=200, budget=None)  # no budget: the full subset
     monitor.on_fit_start(trainer)
     with torch.no_grad():
         record = monitor.measure(trainer)
     assert f"monitor/u_{default}/q90" in record and 0 <= record["monitor/ood_auroc_noise"] <= 1
     assert record["monitor/samples"] == 200 and "monitor/u_log_det_cov/mean" in record
+
+
+def test_the_first_size_is_forecast_from_the_epoch(tmp_path):
+    """5 % of an epoch of 5 steps x 256 images x 2 views (x 3 for forward + backward) pays for 384 eval forwards: 110
+    references for a probabilistic method (3.5 forwards each), 153 for SimCLR (2.5); MNIST-sized epochs keep 512."""
+    import types
+
+    from probssl.evaluation.monitors import OnlineMonitor
+
+    def fit_start(steps: int, probabilistic: bool, budget=0.05) -> int:
+        trainer = types.SimpleNamespace(
+            steps_per_epoch=steps,
+            batch_size=256,
+            config=load_config("simclr-digits"),
+            method=types.SimpleNamespace(probabilistic=probabilistic),
+            splits=types.SimpleNamespace(train=[0] * 1294, val=[0] * 144),
+        )
+        monitor = OnlineMonitor(1, samples=512, budget=budget)
+        monitor.on_fit_start(trainer)
+        return monitor.size
+
+    assert fit_start(5, True) == 109 and fit_start(5, False) == 153  # int(0.05 * 7680 / 3.5), int(... / 2.5)
+    assert fit_start(210, True) == 512 and fit_start(5, True, budget=None) == 512
+    assert fit_start(1, True) == 64  # never below the minimum
