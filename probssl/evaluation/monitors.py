@@ -48,7 +48,7 @@ from probssl.evaluation.features import extract
 from probssl.evaluation.geometry import effective_rank
 from probssl.evaluation.probes import knn_predict, standardize
 from probssl.evaluation.uncertainty import auroc
-from probssl.train import Callback
+from probssl.train import Callback, autocast
 from probssl.train.callbacks import register_default_callback
 
 __all__ = ["OnlineMonitor", "ridge_probe_accuracy"]
@@ -174,12 +174,14 @@ class OnlineMonitor(Callback):
             out["monitor/knn_acc"] = float((knn == query_y).double().mean())
             out["monitor/linear_acc"] = ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes)
         if method.probabilistic:
-            out.update(self._uncertainty(method, query_x, device, g))
+            with autocast(torch.device(device), trainer.precision):
+                out.update(self._uncertainty(method, query_x, device, g))
         return out
 
     def _uncertainty(self, method, query_x: Tensor, device, g: torch.Generator) -> dict[str, float]:
         """The default score's quantiles on the queries and its AUROC against as many uniform-noise images; the
-        queries and the noise go through the network together."""
+        queries and the noise go through the network together, in the training precision (the posterior's
+        densities and scores stay float32 inside autocast)."""
         method.eval()
         images = to_float_images(query_x.to(device))
         noise = torch.rand(images.shape, generator=g).to(device)
