@@ -105,7 +105,7 @@ class OnlineMonitor(Callback):
         views = trainer.config.augment.views
         forwards = 3 * views * trainer.steps_per_epoch * trainer.batch_size * self.every
         per_reference = 1 + 0.5 * (5 if trainer.method.probabilistic else 3)
-        return int(self.budget * forwards / per_reference)
+        return int(self.budget * SHRINK_MARGIN * forwards / per_reference)
 
     def on_epoch_end(self, trainer) -> None:
         if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:
