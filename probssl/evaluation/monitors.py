@@ -20,10 +20,12 @@ a measurement is about proportional to the subset, so the monitor keeps measurin
 shrinks the subset instead: when a measurement took more than the budget's share of an epoch's training (the mean
 so far), the next ones use a prefix of the same seeded subset, scaled down by that ratio with a 20 % margin, but
 never below ``MIN_SAMPLES`` reference images. The first measurement's size is forecast from the epoch's image count
-(``OnlineMonitor._forecast_size``), so that it does not spend the budget of several epochs at once. Only the subset ever shrinks (so a shrink happens in the first
-epochs and the series is comparable after it; each row logs its size). At the minimum size, an epoch is skipped
-when measuring it (forecast to cost what the previous measurement did) would take the monitors past the budget,
-except the last epoch. benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
+(``OnlineMonitor._forecast_size``), so that it does not spend the budget of several epochs at once. Only the subset
+ever shrinks (so a shrink happens in the first epochs and the series is comparable after it; each row logs its
+size). At the minimum size an epoch is skipped (never the last) only when measuring it and every later scheduled
+epoch at the last cost would take the monitors past the budget of the whole run, and measuring it would also
+take them past the budget of the training so far (``OnlineMonitor._skip``; the first two measurements are always
+taken, since the first is cold). benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
 trains on 1,294 images (~0.3 s), and 5 % of it pays for ~400 image forwards in eval mode, while a measurement
 forwards the references, then the queries 5 times (features, two views, posterior, noise); 128 references did not
 fit (2026-12-02, benchmarks/results/monitor-cost.md). On MNIST-sized epochs the full 512 fit many times over.
@@ -35,6 +37,7 @@ statistics untouched), train mode is restored, and every random draw comes from 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -84,6 +87,7 @@ class OnlineMonitor(Callback):
         self.last_cost = 0.0  # seconds the latest measurement took: the forecast of the next one
         self.measured_epochs = 0
         self.started = 0.0
+        self.start_epoch = 0  # the trainer's epoch when this fit started (a resumed run starts past 0)
 
     def on_fit_start(self, trainer) -> None:
         g = torch.Generator().manual_seed(self.seed)
@@ -93,6 +97,7 @@ class OnlineMonitor(Callback):
         self.rows = (train_rows, val_rows)
         self.size = max(self._min_size(), min(len(train_rows), self._forecast_size(trainer)))
         self.started, self.spent, self.last_cost, self.measured_epochs = time.perf_counter(), 0.0, 0.0, 0
+        self.start_epoch = trainer.epoch
 
     def _forecast_size(self, trainer) -> int:
         """The first measurement's size, forecast so that it fits the budget before any cost is known: a training
@@ -111,7 +116,7 @@ class OnlineMonitor(Callback):
         if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:
             return
         training = time.perf_counter() - self.started - self.spent
-        if self._skip(training) and trainer.step < trainer.total_steps:
+        if self._skip(training, trainer) and trainer.step < trainer.total_steps:
             return  # over budget even at the minimum size: skip this epoch (the last epoch is always measured)
         tic = time.perf_counter()
         was_training = trainer.method.training
@@ -124,13 +129,25 @@ class OnlineMonitor(Callback):
         self.spent += self.last_cost
         self.measured_epochs += 1
         trainer.log_extra(record)
-        self._fit_size_to_budget(training / max(trainer.epoch, 1) * self.every)
+        self._fit_size_to_budget(training / max(trainer.epoch - self.start_epoch, 1) * self.every)
 
-    def _skip(self, training: float) -> bool:
-        """Whether the forecast cost would take the monitors past the budget, once the subset cannot shrink."""
-        if self.budget is None or self.size > self._min_size():
+    def _skip(self, training: float, trainer) -> bool:
+        """Whether to skip this epoch, once the subset cannot shrink: when neither measuring every remaining
+        scheduled epoch at the last cost fits the budget of the whole run (its training time projected from the
+        epochs so far), nor this one measurement fits the budget of the training so far. The first lets a run whose
+        measurements fit in the steady state pay for its first, cold, measurement over the whole run instead of
+        skipping early epochs; the second spaces the measurements out when they do not fit. The first two
+        measurements are always taken: the first is cold (kernel and memory warm-up), and the rule forecasts
+        with the second's cost."""
+        if self.budget is None or self.size > self._min_size() or self.measured_epochs < 2:
             return False
-        return self.spent + self.last_cost > self.budget * training
+        if self.spent + self.last_cost <= self.budget * training:
+            return False
+        done = max(trainer.epoch - self.start_epoch, 1)
+        total_epochs = math.ceil(trainer.total_steps / max(trainer.steps_per_epoch, 1))
+        remaining = (total_epochs - trainer.epoch) // self.every + 1
+        projected_training = training / done * (total_epochs - self.start_epoch)
+        return self.spent + self.last_cost * remaining > self.budget * projected_training
 
     def _min_size(self) -> int:
         return min(MIN_SAMPLES, len(self.rows[0]))
