@@ -24,8 +24,9 @@ never below ``MIN_SAMPLES`` reference images. The first measurement's size is fo
 ever shrinks (so a shrink happens in the first epochs and the series is comparable after it; each row logs its
 size). At the minimum size an epoch is skipped (never the last) only when measuring it and every later scheduled
 epoch at the last cost would take the monitors past the budget of the whole run, and measuring it would also
-take them past the budget of the training so far (``OnlineMonitor._skip``; the first two measurements are always
-taken, since the first is cold). benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
+take them past the budget of the training so far (``OnlineMonitor._skip``, which forecasts the cost as the median
+of the measurements at the current size after the first; the first two at each size are always taken, since the
+first is cold). benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
 trains on 1,294 images (~0.3 s), and 5 % of it pays for ~400 image forwards in eval mode, while a measurement
 forwards the references, then the queries 5 times (features, two views, posterior, noise); 128 references did not
 fit (2026-12-02, benchmarks/results/monitor-cost.md). On MNIST-sized epochs the full 512 fit many times over.
@@ -38,6 +39,7 @@ statistics untouched), train mode is restored, and every random draw comes from 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Any
 
@@ -84,8 +86,9 @@ class OnlineMonitor(Callback):
         self.rows: tuple[Tensor, Tensor] | None = None  # the seeded subset at its full size
         self.size = samples  # reference images in use: a prefix of rows[0] (queries: half as many)
         self.spent = 0.0  # seconds spent monitoring
-        self.last_cost = 0.0  # seconds the latest measurement took: the forecast of the next one
+        self.last_cost = 0.0  # seconds the latest measurement took
         self.measured_epochs = 0
+        self.costs_at_size: list[float] = []  # seconds of each measurement at the current size (the first is cold)
         self.started = 0.0
         self.start_epoch = 0  # the trainer's epoch when this fit started (a resumed run starts past 0)
 
@@ -97,6 +100,7 @@ class OnlineMonitor(Callback):
         self.rows = (train_rows, val_rows)
         self.size = max(self._min_size(), min(len(train_rows), self._forecast_size(trainer)))
         self.started, self.spent, self.last_cost, self.measured_epochs = time.perf_counter(), 0.0, 0.0, 0
+        self.costs_at_size = []
         self.start_epoch = trainer.epoch
 
     def _forecast_size(self, trainer) -> int:
@@ -128,6 +132,7 @@ class OnlineMonitor(Callback):
         self.last_cost = time.perf_counter() - tic
         self.spent += self.last_cost
         self.measured_epochs += 1
+        self.costs_at_size.append(self.last_cost)
         trainer.log_extra(record)
         self._fit_size_to_budget(training / max(trainer.epoch - self.start_epoch, 1) * self.every)
 
@@ -137,17 +142,18 @@ class OnlineMonitor(Callback):
         epochs so far), nor this one measurement fits the budget of the training so far. The first lets a run whose
         measurements fit in the steady state pay for its first, cold, measurement over the whole run instead of
         skipping early epochs; the second spaces the measurements out when they do not fit. The first two
-        measurements are always taken: the first is cold (kernel and memory warm-up), and the rule forecasts
-        with the second's cost."""
-        if self.budget is None or self.size > self._min_size() or self.measured_epochs < 2:
+        measurements at a size are always taken: the first is cold (kernels for new tensor shapes, memory), and
+        the rule forecasts with the median of the later ones (one slow measurement is not a trend)."""
+        if self.budget is None or self.size > self._min_size() or len(self.costs_at_size) < 2:
             return False
-        if self.spent + self.last_cost <= self.budget * training:
+        forecast = statistics.median(self.costs_at_size[1:])
+        if self.spent + forecast <= self.budget * training:
             return False
         done = max(trainer.epoch - self.start_epoch, 1)
         total_epochs = math.ceil(trainer.total_steps / max(trainer.steps_per_epoch, 1))
         remaining = (total_epochs - trainer.epoch) // self.every + 1
         projected_training = training / done * (total_epochs - self.start_epoch)
-        return self.spent + self.last_cost * remaining > self.budget * projected_training
+        return self.spent + forecast * remaining > self.budget * projected_training
 
     def _min_size(self) -> int:
         return min(MIN_SAMPLES, len(self.rows[0]))
@@ -158,7 +164,9 @@ class OnlineMonitor(Callback):
         if self.budget is None or self.last_cost <= self.budget * training_per_measurement:
             return
         ratio = self.budget * training_per_measurement / self.last_cost
-        self.size = max(self._min_size(), min(self.size, int(self.size * ratio * SHRINK_MARGIN)))
+        size = max(self._min_size(), min(self.size, int(self.size * ratio * SHRINK_MARGIN)))
+        if size != self.size:
+            self.size, self.costs_at_size = size, []
 
     def subset(self) -> tuple[Tensor, Tensor]:
         """The reference rows (training split) and query rows (validation split) in use."""
