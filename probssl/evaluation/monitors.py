@@ -75,6 +75,7 @@ def _quantiles(prefix: str, u: Tensor) -> dict[str, float]:
 
 
 MIN_SAMPLES = 64  # the fewest reference images (32 queries) the budget may shrink to; why 64: the module docstring
+INPUT_CACHE_BYTES = 256 * 2**20  # inputs kept between measurements up to this size (ImageNet-sized ones are remade)
 SHRINK_MARGIN = 0.8  # a shrunk subset aims at 80 % of the budget: the cost is not exactly proportional to it
 
 
@@ -90,6 +91,7 @@ class OnlineMonitor(Callback):
         self.measured_epochs = 0
         self.costs_at_size: list[float] = []  # seconds of each measurement at the current size (the first is cold)
         self.started = 0.0
+        self._inputs: dict[str, Any] | None = None  # inputs(): made once per size
         self.start_epoch = 0  # the trainer's epoch when this fit started (a resumed run starts past 0)
 
     def on_fit_start(self, trainer) -> None:
@@ -100,7 +102,7 @@ class OnlineMonitor(Callback):
         self.rows = (train_rows, val_rows)
         self.size = max(self._min_size(), min(len(train_rows), self._forecast_size(trainer)))
         self.started, self.spent, self.last_cost, self.measured_epochs = time.perf_counter(), 0.0, 0.0, 0
-        self.costs_at_size = []
+        self.costs_at_size, self._inputs = [], None
         self.start_epoch = trainer.epoch
 
     def _forecast_size(self, trainer) -> int:
@@ -173,19 +175,40 @@ class OnlineMonitor(Callback):
         train_rows, val_rows = self.rows
         return train_rows[: self.size], val_rows[: max(self.size // 2, 1)]
 
+    def inputs(self, trainer) -> dict[str, Any]:
+        """The measurement's network inputs at the current size, made once per size (they do not depend on the
+        weights): float ``images`` = references, queries and the queries' two seeded views, ``[R + 3Q, C, H, W]``;
+        ``posterior_images`` = queries then as many uniform-noise images, ``[2Q, C, H, W]``; labels; R and Q. Kept
+        between measurements while they take <= ``INPUT_CACHE_BYTES``."""
+        if self._inputs is not None and self._inputs["size"] == self.size:
+            return self._inputs
+        splits = trainer.splits
+        train_rows, val_rows = self.subset()
+        ref_x, query_x = splits.train.images[train_rows], splits.val.images[val_rows]
+        g = torch.Generator().manual_seed(self.seed)
+        views = augmenter_from_config(trainer.config.augment, splits.image_shape)(query_x, views=2, generator=g)
+        query = to_float_images(query_x)
+        noise = torch.rand(query.shape, generator=g)
+        inputs = {
+            "size": self.size,
+            "images": torch.cat([to_float_images(ref_x), query, views.reshape(-1, *views.shape[2:])]),
+            "posterior_images": torch.cat([query, noise]),
+            "ref_y": splits.train.labels[train_rows],
+            "query_y": splits.val.labels[val_rows],
+            "n_ref": len(ref_x),
+            "n_query": len(query_x),
+        }
+        nbytes = inputs["images"].nbytes + inputs["posterior_images"].nbytes
+        self._inputs = inputs if nbytes <= INPUT_CACHE_BYTES else None
+        return inputs
+
     def measure(self, trainer) -> dict[str, Any]:
         method, device, splits = trainer.method, trainer.device, trainer.splits
-        train_rows, val_rows = self.subset()
-        ref_x, ref_y = splits.train.images[train_rows], splits.train.labels[train_rows]
-        query_x, query_y = splits.val.images[val_rows], splits.val.labels[val_rows]
-        g = torch.Generator().manual_seed(self.seed)
-        augmenter = augmenter_from_config(trainer.config.augment, splits.image_shape)
-        views = augmenter(query_x, views=2, generator=g)  # [2, Q, C, H, W]
+        x = self.inputs(trainer)
+        n_ref, n_q = x["n_ref"], x["n_query"]
         # One forward for references, queries and both views: at the small sizes the budget allows on tiny
         # datasets, each extra call's fixed cost (eval toggles, autocast, checks) is a large share of the time.
-        n_ref, n_q = len(ref_x), len(query_x)
-        images = torch.cat([to_float_images(ref_x), to_float_images(query_x), views.reshape(-1, *views.shape[2:])])
-        feats = extract(method, images, method.default_representation, 1024, device, trainer.precision)
+        feats = extract(method, x["images"], method.default_representation, 1024, device, trainer.precision)
         ref, query = feats[:n_ref], feats[n_ref : n_ref + n_q]
         z1, z2 = feats[n_ref + n_q :].reshape(2, n_q, -1)
         out = {
@@ -195,22 +218,20 @@ class OnlineMonitor(Callback):
             "monitor/alignment": alignment(z1, z2),
         }
         if splits.labelled:  # unlabelled images: only the label-free monitors
+            ref_y, query_y = x["ref_y"], x["query_y"]
             knn = knn_predict(ref, ref_y, query, min(20, n_ref), splits.num_classes)
             out["monitor/knn_acc"] = float((knn == query_y).double().mean())
             out["monitor/linear_acc"] = ridge_probe_accuracy(ref, ref_y, query, query_y, splits.num_classes)
         if method.probabilistic:
             with autocast(torch.device(device), trainer.precision):
-                out.update(self._uncertainty(method, query_x, device, g))
+                out.update(self._uncertainty(method, x["posterior_images"].to(device), n_q))
         return out
 
-    def _uncertainty(self, method, query_x: Tensor, device, g: torch.Generator) -> dict[str, float]:
-        """The default score's quantiles on the queries and its AUROC against as many uniform-noise images; the
-        queries and the noise go through the network together, in the training precision (the posterior's
-        densities and scores stay float32 inside autocast)."""
+    def _uncertainty(self, method, both: Tensor, n: int) -> dict[str, float]:
+        """The default score's quantiles on the queries (the first ``n`` of ``both``) and its AUROC against the
+        uniform-noise images after them; all go through the network together, in the training precision (the
+        posterior's densities and scores stay float32 inside autocast)."""
         method.eval()
-        images = to_float_images(query_x.to(device))
-        noise = torch.rand(images.shape, generator=g).to(device)
-        both, n = torch.cat([images, noise]), len(images)
         default = method.uncertainty_kinds()[0]
         q = None
         if default in method.extra_uncertainty_kinds():  # e.g. a density fitted when training ended
