@@ -18,4 +18,5 @@ def test_monitor_cost_benchmark_runs_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
     assert row["epochs"] == 2 and row["uncapped"]["monitor_s"] > 0 and row["uncapped"]["train_s"] > 0
+    assert row["uncapped"]["monitored_epochs"] == [2] and row["uncapped"]["final_samples"] == [256]  # all 256 images
     assert "default 5 %" in out.with_suffix(".md").read_text()

@@ -23,13 +23,13 @@ never below ``MIN_SAMPLES`` reference images. The first measurement's size is fo
 (``OnlineMonitor._forecast_size``), so that it does not spend the budget of several epochs at once. Only the subset
 ever shrinks (so a shrink happens in the first epochs and the series is comparable after it; each row logs its
 size). At the minimum size an epoch is skipped (never the last) only when measuring it and every later scheduled
-epoch at the last cost would take the monitors past the budget of the whole run, and measuring it would also
-take them past the budget of the training so far (``OnlineMonitor._skip``, which forecasts the cost as the median
-of the measurements at the current size after the first; the first two at each size are always taken, since the
-first is cold). benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch
-trains on 1,294 images (~0.3 s), and 5 % of it pays for ~400 image forwards in eval mode, while a measurement
-forwards the references, then the queries 5 times (features, two views, posterior, noise); 128 references did not
-fit (2026-12-02, benchmarks/results/monitor-cost.md). On MNIST-sized epochs the full 512 fit many times over.
+epoch would take the monitors past the budget of the whole run, and measuring it would also take them past the
+budget of the training so far (``OnlineMonitor._skip``; it forecasts a measurement's cost as the median at the
+current size after the first, and the first two at each size are always taken, since the first is cold).
+benchmarks/monitor_cost.py measures the share. Why the minimum is as low as 64: a digits epoch trains on 1,294
+images (~0.25 s), and 5 % of it pays for ~400 image forwards in eval mode, while a measurement forwards the
+references, then the queries 5 times (features, two views, posterior, noise); with 128 references the monitors
+still skipped epochs (docs/benchmarks.md, "The online monitors' cost"). On MNIST-sized epochs the full 512 fit.
 
 It changes no training result: the method is evaluated in eval mode under ``torch.no_grad()`` (batch-norm
 statistics untouched), train mode is restored, and every random draw comes from the monitor's own generator
