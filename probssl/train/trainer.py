@@ -34,6 +34,7 @@ from probssl.train.checkpoint import (
     load_weights,
     save_checkpoint,
 )
+from probssl.train.conv_guard import guard_cpu_bf16_convs
 from probssl.train.device import (
     autocast,
     choose_compile,
@@ -224,6 +225,8 @@ class Trainer:
         )
         if self.channels_last:
             self.method = self.method.to(memory_format=torch.channels_last)
+        # a CPU bf16 kernel bug corrupts strided convolutions' weight gradients on 1-pixel inputs (conv_guard)
+        self.fp32_convs = guard_cpu_bf16_convs(self.method, self.image_shape, self.device, self.precision)
         self.model = self.method  # what the loop calls: the method itself, or its DDP wrapper
         if self.dist.enabled:
             if self.config.train.sync_batchnorm:
@@ -288,6 +291,7 @@ class Trainer:
             "compile": self.compiled,
             "compile_reason": self.compile_reason,
             "channels_last": self.channels_last,
+            "fp32_convs": self.fp32_convs,
             "world_size": self.dist.world_size,
             "data": self._data_record(),
         }
