@@ -173,7 +173,7 @@ class OnlineMonitor(Callback):
     def subset(self) -> tuple[Tensor, Tensor]:
         """The reference rows (training split) and query rows (validation split) in use."""
         train_rows, val_rows = self.rows
-        return train_rows[: self.size], val_rows[: max(self.size // 2, 1)]
+        return train_rows[: self.size], val_rows[: max(self.size // 2, 2)]  # >= 2 queries: rank, uniformity
 
     def inputs(self, trainer) -> dict[str, Any]:
         """The measurement's network inputs at the current size, made once per size (they do not depend on the
