@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV_VAR", "resolve_data_dir"]
+__all__ = ["CACHE_ENV_VAR", "DATA_ENV_VAR", "cache_dir", "resolve_data_dir"]
 
 DATA_ENV_VAR = "PROBSSL_DATA"
+CACHE_ENV_VAR = "PROBSSL_CACHE"  # a directory; else $XDG_CACHE_HOME/probssl, else ~/.cache/probssl
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -28,3 +29,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         cache = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
         root = cache / "probssl"
     return root.expanduser().absolute()
+
+
+def cache_dir() -> Path:
+    """Where probssl keeps what it can recompute (the precision probe, archive indexes): ``$PROBSSL_CACHE``, else
+    ``$XDG_CACHE_HOME/probssl`` when that is absolute, else ``~/.cache/probssl``. Not created here."""
+    root = os.environ.get(CACHE_ENV_VAR)
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        root = str(Path(xdg) / "probssl") if os.path.isabs(xdg) else str(Path.home() / ".cache" / "probssl")
+    return Path(root).expanduser()

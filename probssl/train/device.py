@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from ..data.paths import CACHE_ENV_VAR, cache_dir  # noqa: F401  (CACHE_ENV_VAR: re-exported)
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Why 1.5x: convolutions and matmuls are ~85 % of the convnet step's self CPU (docs/benchmarks.md,
@@ -39,7 +41,6 @@ BF16_MIN_SPEEDUP = 1.5
 BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "bf16")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 PROBE_ENV_VAR = "PROBSSL_PRECISION_PROBE"  # "0": never read or write the on-disk probe cache
-CACHE_ENV_VAR = "PROBSSL_CACHE"  # a directory; else $XDG_CACHE_HOME/probssl, else ~/.cache/probssl
 PROBE_CACHE_FILE = "precision-probe.json"
 PROBE_BUDGET_S = 0.1  # per dtype; one call past it ends the timing, so the probe stays < 0.5 s even if emulated
 
@@ -125,11 +126,7 @@ def cpu_bf16_capability() -> dict:
 
 
 def probe_cache_path() -> Path:
-    root = os.environ.get(CACHE_ENV_VAR)
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        root = str(Path(xdg) / "probssl") if os.path.isabs(xdg) else str(Path.home() / ".cache" / "probssl")
-    return Path(root) / PROBE_CACHE_FILE
+    return cache_dir() / PROBE_CACHE_FILE
 
 
 def _probe_key(size: int) -> str:

@@ -8,7 +8,9 @@ from probssl.evaluation.sections import (  # noqa: F401  (registration on import
     geometry,
     information,
     probes,
+    quantized,
     retrieval,
+    style_at_dim,
     uncertainty,
     visual,
 )

@@ -1,0 +1,65 @@
+"""benchmarks/claims.py: one committed record per (dataset, config, seed) with its budget, the equal-size
+comparisons and the uncertainty protocol; a second call trains nothing; the verdict rule."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import claims  # noqa: E402
+
+
+def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
+    records, runs, out = tmp_path / "rec", tmp_path / "runs", tmp_path / "report"
+    cmd = [sys.executable, "benchmarks/claims.py", "--datasets", "digits", "--seeds", "0", "--epochs", "1"]
+    cmd += ["--configs", "simclr", "scl-bits-32", "--style-dim", "4", "--set", "data.train_subset=300"]
+    cmd += ["--records", str(records), "--runs", str(runs), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rec = json.loads((records / "digits" / "scl-bits-32" / "seed0.json").read_text())
+    assert rec["overrides"] == ["method.latent_dim=32"] and rec["summary"]["representation_bits"] == 32
+    assert rec["budget"]["epochs"] == 1 and rec["budget"]["train_images"] == 300 and rec["seed"] == 0
+    assert rec["precision"] in {"fp32", "bf16"} and rec["cpu"]["cores"] >= 1
+    simclr = json.loads((records / "digits" / "simclr" / "seed0.json").read_text())
+    assert (
+        simclr["primary_score"] in simclr["scores"] and "ood_auroc/other" in simclr["scores"]["knn_distance"]
+    )  # digits: other = noise
+    assert set(simclr["quantized"]["by_bits"]) == {str(b) for b in claims.SCL_BITS}
+    assert "style_acc@4d/rotation" in simclr["summary"]
+    report = json.loads(out.with_suffix(".json").read_text())["datasets"]["digits"]
+    (bits32,) = [c for c in report["claims"] if c["claim"].startswith("SCL: a 32-bit code")]
+    assert bits32["numbers"]["simclr:quantized_acc@32bits"] == f"{simclr['summary']['quantized_acc@32bits']:.4f}"
+    assert "| digits | simclr | [0] | complete |" in out.with_suffix(".md").read_text()
+    before = {p: p.stat().st_mtime_ns for p in records.rglob("*.json")}
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[claims]" not in again.stdout  # nothing trained or evaluated again
+    assert before == {p: p.stat().st_mtime_ns for p in records.rglob("*.json")}
+
+
+def _table(a, b):
+    return {"x": {"k": a}, "y": {"k": b}}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "margin", "verdict"),
+    [
+        ({"mean": 0.9, "se": 0.001, "n": 3}, {"mean": 0.8, "se": 0.001, "n": 3}, 0.0, "supported"),
+        ({"mean": 0.8, "se": 0.001, "n": 3}, {"mean": 0.9, "se": 0.001, "n": 3}, 0.0, "not supported"),
+        ({"mean": 0.81, "se": 0.02, "n": 3}, {"mean": 0.8, "se": 0.02, "n": 3}, 0.0, "supported (within 2 s.e.)"),
+        ({"mean": 0.79, "se": 0.001, "n": 3}, {"mean": 0.8, "se": 0.001, "n": 3}, 0.02, "supported"),
+        ({"mean": 0.9, "se": None, "n": 1}, {"mean": 0.8, "se": None, "n": 1}, 0.0, "supported (1 seed: no s.e.)"),
+    ],
+)
+def test_verdict_rule(a, b, margin, verdict):
+    assert claims.compare(_table(a, b), "c", ("x", "k"), ("y", "k"), margin)["verdict"] == verdict
+
+
+def test_a_missing_side_is_not_measured():
+    assert claims.compare({"x": {}}, "c", ("x", "k"), ("y", "k"))["verdict"] == "not measured"
