@@ -72,6 +72,19 @@ def test_same_process_targets_use_adjacent_step_ratios():
     assert v["value"] == pytest.approx(0.04) and v["met"]
 
 
+def test_a_bf16_same_process_ab_judges_the_bf16_bare_fraction_instead_of_rounds(rows):
+    bb = "resnet18-cifar"
+    ab = {"backbone": bb, "keys": [f"{bb}/bare@bf16", f"{bb}/simclr@bf16"], "contended": False, "precision": "bf16"}
+    ab["step_s"] = [[1.0, 1.0, 1.0], [1.05, 1.1, 1.08]]
+    targets = evaluate_targets(rows, [ab])
+    bf16 = [t for t in targets if t["target"].startswith("SimCLR step") and "bf16)" in t["target"]]
+    assert len(bf16) == 1 and bf16[0]["source"] == "same process"  # the round-paired 0.83 is not judged too
+    assert bf16[0]["value"] == pytest.approx(1 / 1.08, abs=1e-3) and bf16[0]["met"]
+    assert not any(t["target"].startswith("VSimCLR") for t in targets)  # VSimCLR was not in that A/B
+    compiled = _by_name(targets)["SimCLR step >= 0.9x bare (bf16+compile)"]
+    assert compiled["source"] == "rounds"  # no same-process A/B of the compiled variant
+
+
 def test_amx_targets_are_labelled_on_a_cpu_without_amx(rows):
     lines = "\n".join(_target_lines({"targets": evaluate_targets(rows, [], amx=False)}))
     assert "a target for a CPU with AMX; this CPU has none" in lines
@@ -94,3 +107,19 @@ def test_each_backbone_judges_only_its_own_rows(rows):
     )
     convnet_rss = next(t for t in rss if t["backbone"] == "convnet")
     assert convnet_rss["value"] == pytest.approx(520 / 500)
+
+
+def test_one_same_process_ab_per_eager_precision():
+    from harness.rows import paired_specs, row_specs
+
+    specs = row_specs(["convnet"], "none", True, None, precisions=["fp32", "bf16"], compile_rows=True)
+    pairs = {p["key"]: p for p in paired_specs(specs, quick=True)}
+    assert set(pairs) == {"convnet/paired", "convnet/paired@bf16"}  # no pair for the compiled variants
+    assert [m["key"] for m in pairs["convnet/paired"]["members"]] == [
+        "convnet/bare",
+        "convnet/simclr",
+        "convnet/vsimclr",
+    ]
+    bf16 = pairs["convnet/paired@bf16"]
+    assert [m["key"] for m in bf16["members"]] == ["convnet/bare@bf16", "convnet/simclr@bf16"]
+    assert bf16["precision"] == "bf16" and all(m["precision"] == "bf16" for m in bf16["members"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from harness.rows import BACKBONES, PAIRED_ROWS
+from harness.rows import BACKBONES
 
 
 def paired(rows: dict, a: str, b: str, fn) -> list[float]:
@@ -86,32 +86,22 @@ def _target(bb: str, name: str, values: list[float], threshold: float, higher: b
 
 
 def _same_process_targets(bb: str, same_process: list[dict]) -> list[dict]:
-    ab = next((p for p in same_process if p["backbone"] == bb and "step_s" in p), None)
-    if not ab:
-        return []
-    t = dict(zip(ab["keys"], ab["step_s"]))
-    bare, simclr, vsimclr = (t.get(f"{bb}/{n}") for n in PAIRED_ROWS)
-    extra = {"contended": ab["contended"]}
-    return [
-        _target(
-            bb,
-            f"SimCLR step >= {BARE_FRACTION}x bare backbone (fp32)",
-            [b / s for b, s in zip(bare, simclr)],
-            BARE_FRACTION,
-            True,
-            "same process",
-            **extra,
-        ),
-        _target(
-            bb,
-            "VSimCLR costs <= 5% more than SimCLR",
-            [v / s - 1 for v, s in zip(vsimclr, simclr)],
-            VSIMCLR_EXTRA,
-            False,
-            "same process",
-            **extra,
-        ),
-    ]
+    """From each same-process A/B of this backbone: SimCLR vs bare in that precision, and (where VSimCLR was in the
+    A/B) VSimCLR vs SimCLR."""
+    out = []
+    for ab in (p for p in same_process if p["backbone"] == bb and "step_s" in p):
+        precision = ab.get("precision", "fp32")
+        t = {k.split("/", 1)[1].split("@", 1)[0]: v for k, v in zip(ab["keys"], ab["step_s"])}
+        extra = {"contended": ab["contended"], "precision": precision}
+        bare, simclr = t["bare"], t["simclr"]
+        ratios = [b / s for b, s in zip(bare, simclr)]
+        name = f"SimCLR step >= {BARE_FRACTION}x bare backbone ({precision})"
+        out.append(_target(bb, name, ratios, BARE_FRACTION, True, "same process", **extra))
+        if "vsimclr" in t:
+            costs = [v / s - 1 for v, s in zip(t["vsimclr"], simclr)]
+            name = "VSimCLR costs <= 5% more than SimCLR" + ("" if precision == "fp32" else f" ({precision})")
+            out.append(_target(bb, name, costs, VSIMCLR_EXTRA, False, "same process", **extra))
+    return out
 
 
 def best_simclr(by_key: dict, bb: str) -> str | None:
@@ -131,11 +121,13 @@ def _ratio_target(by_key, bb, a, b, name, threshold, higher=True, fn=None, **ext
     return _target(bb, name, values, threshold, higher, "rounds", contended=contended, rows=[a, b], **extra)
 
 
-def _variant_targets(by_key: dict, bb: str) -> list[dict]:
+def _variant_targets(by_key: dict, bb: str, same_process_suffixes: set[str] = frozenset()) -> list[dict]:
     """SimCLR vs bare in each further precision/compile variant; bf16 rows' memory vs fp32."""
     out = []
     for key in sorted(k for k in by_key if k.startswith(f"{bb}/simclr@")):
         suffix = key.split("@", 1)[1]
+        if suffix in same_process_suffixes:
+            continue  # judged from the same-process A/B of that precision (cleaner than round-paired ratios)
         out.append(
             _ratio_target(
                 by_key,
@@ -223,6 +215,7 @@ def evaluate_targets(rows: list[dict], same_process: list[dict], amx: bool = Fal
     targets = []
     for bb in BACKBONES:
         targets += _same_process_targets(bb, same_process)
-        targets += _variant_targets(by_key, bb)
+        judged = {p.get("precision", "fp32") for p in same_process if p["backbone"] == bb and "step_s" in p}
+        targets += _variant_targets(by_key, bb, judged - {"fp32"})
         targets += _peer_targets(by_key, bb, amx)
     return targets

@@ -124,7 +124,9 @@ def _measure_all(specs: list[dict], backbones: list[str], args, t_start: float):
                 measured[spec["key"]].append(measure(spec, args, t_start, rnd))
         for spec in _smoke_steps(paired_specs(bb_specs, args.quick), args.steps):
             ab = measure(spec, args, t_start, 0)
-            ab.update(key=spec["key"], backbone=bb, warmup=spec["warmup"], timed=spec["timed"])
+            ab.update(
+                key=spec["key"], backbone=bb, precision=spec["precision"], warmup=spec["warmup"], timed=spec["timed"]
+            )
             paired_results.append(ab)
     return measured, paired_results
 

@@ -72,18 +72,19 @@ def _same_process_lines(report: dict) -> list[str]:
         return []
     lines = [
         "",
-        "Same process, steps interleaved (bare, SimCLR, VSimCLR, then rotated), which cancels "
-        "the machine's drift and per-process effects out of the ratios:",
+        "Same process, steps interleaved (bare, SimCLR, VSimCLR, then rotated), one A/B per precision, which "
+        "cancels the machine's drift and per-process effects out of the ratios:",
         "",
-        "| backbone | timed steps each | bare img/s | SimCLR img/s | VSimCLR img/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| backbone | precision | timed steps each | bare img/s | SimCLR img/s | VSimCLR img/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for p in report["same_process"]:
         if "images_per_s" in p:
+            rates = dict(zip((k.split("/", 1)[1].split("@", 1)[0] for k in p["keys"]), p["images_per_s"]))
+            cells = [f"{rates[n]:.1f}" if n in rates else "–" for n in ("bare", "simclr", "vsimclr")]
             lines.append(
-                f"| {p['backbone']}{' †' if p.get('contended') else ''} | {p['timed']} | "
-                + " | ".join(f"{x:.1f}" for x in p["images_per_s"])
-                + " |"
+                f"| {p['backbone']}{' †' if p.get('contended') else ''} | {p.get('precision', 'fp32')} | "
+                f"{p['timed']} | " + " | ".join(cells) + " |"
             )
     return lines
 

@@ -152,25 +152,33 @@ def row_specs(
 
 
 def paired_specs(specs: list[dict], quick: bool) -> list[dict]:
-    """Per backbone, the bare backbone, SimCLR and VSimCLR measured in one process, steps interleaved."""
+    """Per backbone and eager precision, the bare backbone, SimCLR and (where it has that variant) VSimCLR measured
+    in one process, steps interleaved: fp32 always (the A/B targets' reference), and each further precision of
+    the bare and SimCLR rows, so that "SimCLR >= 0.9x bare" is judged the same way in every precision."""
     out = []
     for bb in dict.fromkeys(s["backbone"] for s in specs):
-        members = [next((s for s in specs if s["key"] == f"{bb}/{name}"), None) for name in PAIRED_ROWS]
-        if None in members:  # fp32 not among --precision: the A/B targets are defined at fp32
-            continue
-        warmup, timed = PAIRED_STEPS[bb][1 if quick else 0]
-        out.append(
-            {
-                "key": f"{bb}/paired",
-                "kind": "paired",
-                "backbone": bb,
-                "batch": BATCH,
-                "threads": THREADS,
-                "warmup": warmup,
-                "timed": timed,
-                "rounds": 1,
-                "members": [{**m, "warmup": warmup, "timed": timed} for m in members],
-                "label": "same-process A/B: " + ", ".join(PAIRED_ROWS),
-            }
+        suffixes = dict.fromkeys(
+            s["key"][len(f"{bb}/bare") :] for s in specs if s["key"].startswith(f"{bb}/bare") and not s["compile"]
         )
+        for suffix in suffixes:
+            members = [next((s for s in specs if s["key"] == f"{bb}/{name}{suffix}"), None) for name in PAIRED_ROWS]
+            if None in members[:2] or (not suffix and None in members):
+                continue  # fp32 not among --precision: the fp32 A/B needs all three rows
+            members = [m for m in members if m is not None]
+            warmup, timed = PAIRED_STEPS[bb][1 if quick else 0]
+            out.append(
+                {
+                    "key": f"{bb}/paired{suffix}",
+                    "kind": "paired",
+                    "backbone": bb,
+                    "precision": members[0]["precision"],
+                    "batch": BATCH,
+                    "threads": THREADS,
+                    "warmup": warmup,
+                    "timed": timed,
+                    "rounds": 1,
+                    "members": [{**m, "warmup": warmup, "timed": timed} for m in members],
+                    "label": "same-process A/B: " + ", ".join(m["key"].split("/", 1)[1] for m in members),
+                }
+            )
     return out
