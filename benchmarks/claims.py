@@ -48,20 +48,22 @@ from probssl.train.logging import read_status  # noqa: E402
 
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist", "digits": "noise"}
 SCL_BITS = (32, 64, 128, 256, 512)
+GENERATIVE_PREFIXES = ("simvae", "vae", "beta", "cr")  # presets simvae-*, vae-*, beta-vae-*, cr-vae-*
 SUPERVISED = {"supcon", "vsupcon"}  # use the labels while pretraining: marked wherever they appear
-# label -> (preset template, overrides)
+# label -> (preset template, overrides), in the order a suite runs them: the pairs the claims need first, so a
+# suite stopped early still judges the most.
 CONFIGS: dict[str, tuple[str, list[str]]] = {
     "simclr": ("simclr-{d}", []),
     "vsimclr": ("vsimclr-{d}", []),
+    "scl-bernoulli": ("scl-bernoulli-{d}", []),  # its default code is 128 bits
+    "simvae": ("simvae-{d}", []),
+    "vae": ("vae-{d}", []),
     "vsimclr-paper": ("vsimclr-paper-{d}", []),  # the paper's Gaussian KL, as the reviewers describe it
     "supcon": ("supcon-{d}", []),
     "vsupcon": ("vsupcon-{d}", []),
     "scl-gaussian": ("scl-gaussian-{d}", []),
-    "scl-bernoulli": ("scl-bernoulli-{d}", []),  # its default code is 128 bits
-    "vicreg": ("vicreg-{d}", []),
     "moco": ("moco-{d}", []),
-    "simvae": ("simvae-{d}", []),
-    "vae": ("vae-{d}", []),
+    "vicreg": ("vicreg-{d}", []),
     "beta-vae": ("beta-vae-{d}", []),
     "cr-vae": ("cr-vae-{d}", []),
     **{f"scl-bits-{b}": ("scl-bernoulli-{d}", [f"method.latent_dim={b}"]) for b in SCL_BITS if b != 128},
@@ -78,10 +80,12 @@ ROW_KEYS = ("linear_acc", "knn_acc", "embedding_effective_rank", "mi_lb_bits", "
 
 
 def train(run: Path, preset: str, overrides: list[str], args) -> float:
-    """Train (or resume) one run to ``args.epochs`` epochs; the wall seconds spent in this call."""
+    """Train (or resume) one run to ``--epochs`` epochs (``--epochs-generative`` for the VAE family); the wall
+    seconds spent in this call."""
+    epochs = args.epochs_generative if preset.split("-")[0] in GENERATIVE_PREFIXES else args.epochs
     if run.exists() and read_status(run)["status"] == "finished":
         return 0.0
-    sets = [f"train.epochs={args.epochs}", "train.progress=false", *overrides, *args.set]
+    sets = [f"train.epochs={epochs}", "train.progress=false", *overrides, *args.set]
     if args.threads:
         sets.append(f"train.num_threads={args.threads}")
     resume = ["--resume", "auto"] if run.exists() else []
@@ -353,9 +357,14 @@ def completeness(args) -> list[str]:
 
 
 def report(args) -> dict:
-    payload = {"command": "python benchmarks/claims.py " + " ".join(sys.argv[1:]), "machine_now": machine_info(
-        int(os.environ.get("OMP_NUM_THREADS", "2")), {}, {}), "epochs": args.epochs, "style_dim": args.style_dim,
-        "datasets": {}}  # fmt: skip
+    payload = {
+        "command": "python benchmarks/claims.py " + " ".join(sys.argv[1:]),
+        "machine_now": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {}, {}),
+        "epochs": args.epochs,
+        "epochs_generative": args.epochs_generative,
+        "style_dim": args.style_dim,
+        "datasets": {},
+    }
     lines = ["# The papers' claims at a real budget", "", f"Records: `{args.records}`; mean ± s.e. over the recorded "
              "seeds; '(supervised)' marks methods that use the labels while pretraining.", ""]  # fmt: skip
     for dataset in args.datasets:
@@ -378,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs-generative", type=int, default=None, help="epochs of the VAE family (default --epochs)")
     p.add_argument("--style-dim", type=int, default=10, help="dimension of the equal-size style probes")
     p.add_argument("--threads", type=int, default=None, help="train.num_threads of every run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -386,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=HERE.parent / "runs" / "claims")
     p.add_argument("--out", type=Path, default=HERE / "results" / "claims-report")
     args = p.parse_args(argv)
+    args.epochs_generative = args.epochs_generative or args.epochs
     if not args.report_only:
         for seed in args.seeds:  # seed-major: every config's first seed before any second
             for dataset in args.datasets:

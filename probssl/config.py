@@ -195,6 +195,7 @@ class TrainConfig:
     # They change no training result (tested), hence operational. monitor_samples: reference images at most (the
     # budget may shrink them), half as many queries; monitor_budget: their share of the training time; null: none.
     monitor_every: int = spec(1, minimum=0, operational=True)
+    monitor_every_steps: int = spec(0, minimum=0, operational=True)  # also every N steps (0: only by epoch)
     monitor_samples: int = spec(512, minimum=10, operational=True)
     monitor_budget: float | None = spec(0.05, minimum=0.0, operational=True)
 

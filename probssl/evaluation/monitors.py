@@ -1,6 +1,6 @@
 """Online monitors: representation quality while pretraining, as a trainer callback.
 
-Every ``train.monitor_every`` epochs (0: off), on a fixed seeded subset -- up to ``train.monitor_samples`` training
+Every ``train.monitor_every`` epochs (0: off), and every ``train.monitor_every_steps`` steps when that is set, on a fixed seeded subset -- up to ``train.monitor_samples`` training
 images as the reference set and half as many validation images as queries -- the monitor logs to ``metrics.jsonl``
 (keys ``monitor/...``), TensorBoard and the progress bar:
 
@@ -12,7 +12,9 @@ images as the reference set and half as many validation images as queries -- the
 * probabilistic methods: the mean, 10 % and 90 % quantiles of the method's default uncertainty score and of its
   ``log_det_cov`` when the family has one, and ``monitor/ood_auroc_noise``: the default score's AUROC against
   uniform noise -- a cheap canary (an inverted score shows up in the first epoch). Before training ends the
-  default is the posterior family's (a feature density, when the method carries one, is fitted only at the end);
+  default is the posterior family's (a feature density, when the method carries one, is fitted only at the end).
+  The same quantiles of the posterior's parameters (:func:`posterior_statistics`): sigma, ||m|| or kappa, and the
+  method's KL term per image;
 * ``monitor/samples``: the reference images used (see the budget below).
 
 **The time budget** (``train.monitor_budget``, default 0.05 = 5 % of the training time; ``null``: none). The cost of
@@ -56,7 +58,7 @@ from probssl.evaluation.uncertainty import auroc
 from probssl.train import Callback, autocast
 from probssl.train.callbacks import register_default_callback
 
-__all__ = ["OnlineMonitor", "ridge_probe_accuracy"]
+__all__ = ["OnlineMonitor", "posterior_statistics", "ridge_probe_accuracy"]
 
 
 def ridge_probe_accuracy(train_x: Tensor, train_y: Tensor, query_x: Tensor, query_y: Tensor, num_classes: int) -> float:
@@ -82,8 +84,11 @@ SHRINK_MARGIN = 0.8  # a shrunk subset aims at 80 % of the budget: the cost is n
 class OnlineMonitor(Callback):
     """The trainer callback described in the module docstring."""
 
-    def __init__(self, every: int, samples: int = 512, seed: int = 0, budget: float | None = 0.05):
+    def __init__(
+        self, every: int, samples: int = 512, seed: int = 0, budget: float | None = 0.05, every_steps: int = 0
+    ):
         self.every, self.samples, self.seed, self.budget = every, samples, seed, budget
+        self.every_steps = every_steps
         self.rows: tuple[Tensor, Tensor] | None = None  # the seeded subset at its full size
         self.size = samples  # reference images in use: a prefix of rows[0] (queries: half as many)
         self.spent = 0.0  # seconds spent monitoring
@@ -114,9 +119,25 @@ class OnlineMonitor(Callback):
         if self.budget is None:
             return len(self.rows[0])
         views = trainer.config.augment.views
-        forwards = 3 * views * trainer.steps_per_epoch * trainer.batch_size * self.every
+        by_epoch = trainer.steps_per_epoch * self.every if self.every > 0 else None
+        steps = min(s for s in (by_epoch, self.every_steps or None) if s)  # the shortest interval between two
+        forwards = 3 * views * steps * trainer.batch_size
         per_reference = 1 + 0.5 * (5 if trainer.method.probabilistic else 3)
         return int(self.budget * SHRINK_MARGIN * forwards / per_reference)
+
+    def on_step_end(self, trainer, stats) -> None:
+        """``train.monitor_every_steps``: a measurement every N steps too (not at an epoch's last step, which the
+        epoch's own measurement covers when it is scheduled), at the current size, skipped while the monitors are
+        over the budget of the training so far (the subset is sized by the epoch measurements)."""
+        n = self.every_steps
+        if n <= 0 or trainer.step % n or trainer.batch_in_epoch >= trainer.steps_per_epoch:
+            return
+        if not trainer.dist.is_main or len(trainer.splits.val) < 2:
+            return
+        training = time.perf_counter() - self.started - self.spent
+        if self.budget is not None and self.spent + self.last_cost > self.budget * training:
+            return
+        self._measure_and_log(trainer)
 
     def on_epoch_end(self, trainer) -> None:
         if self.every <= 0 or trainer.epoch % self.every or not trainer.dist.is_main or len(trainer.splits.val) < 2:
@@ -124,6 +145,10 @@ class OnlineMonitor(Callback):
         training = time.perf_counter() - self.started - self.spent
         if self._skip(training, trainer) and trainer.step < trainer.total_steps:
             return  # over budget even at the minimum size: skip this epoch (the last epoch is always measured)
+        self._measure_and_log(trainer)
+        self._fit_size_to_budget(training / max(trainer.epoch - self.start_epoch, 1) * self.every)
+
+    def _measure_and_log(self, trainer) -> None:
         tic = time.perf_counter()
         was_training = trainer.method.training
         try:
@@ -136,7 +161,6 @@ class OnlineMonitor(Callback):
         self.measured_epochs += 1
         self.costs_at_size.append(self.last_cost)
         trainer.log_extra(record)
-        self._fit_size_to_budget(training / max(trainer.epoch - self.start_epoch, 1) * self.every)
 
     def _skip(self, training: float, trainer) -> bool:
         """Whether to skip this epoch, once the subset cannot shrink: when neither measuring every remaining
@@ -229,27 +253,45 @@ class OnlineMonitor(Callback):
 
     def _uncertainty(self, method, both: Tensor, n: int) -> dict[str, float]:
         """The default score's quantiles on the queries (the first ``n`` of ``both``) and its AUROC against the
-        uniform-noise images after them; all go through the network together, in the training precision (the
-        posterior's densities and scores stay float32 inside autocast)."""
+        uniform-noise images after them, then the posterior's own statistics on the queries; all go through the
+        network together, in the training precision (the posterior's densities and scores stay float32 inside
+        autocast)."""
         method.eval()
         default = method.uncertainty_kinds()[0]
-        q = None
+        q = method.posterior(both)
         if default in method.extra_uncertainty_kinds():  # e.g. a density fitted when training ended
             u_all = method.uncertainty(both, default).float().cpu()
         else:
-            q = method.posterior(both)
             u_all = q.uncertainty(default).float().cpu()
         out = _quantiles(f"monitor/u_{default}", u_all[:n])
         out["monitor/ood_auroc_noise"] = auroc(u_all[n:], u_all[:n])
         if "log_det_cov" in method.posterior_class.uncertainty_kinds() and default != "log_det_cov":
-            q = q if q is not None else method.posterior(both)
             out.update(_quantiles("monitor/u_log_det_cov", q.uncertainty("log_det_cov").float().cpu()[:n]))
+        out.update(posterior_statistics(method, q, n))
         return out
+
+
+def posterior_statistics(method, q, n: int) -> dict[str, float]:
+    """Mean, 10 % and 90 % quantiles over the first ``n`` images of a posterior batch, of what its family has:
+    ``monitor/sigma`` (each image's mean scale sigma_i), ``monitor/loc_norm`` (the norm of the Gaussian's mean m,
+    whose length is VCL's concentration on the sphere), ``monitor/kappa`` (a sphere family's concentration) and
+    ``monitor/kl`` (the method's KL term per image, before its weight beta: ``Method.kl_to_prior``)."""
+    out: dict[str, float] = {}
+    if getattr(q, "concentration", None) is not None:
+        out.update(_quantiles("monitor/kappa", q.concentration.float().cpu()[:n]))
+    elif getattr(q, "loc", None) is not None:
+        out.update(_quantiles("monitor/loc_norm", q.loc.float().norm(dim=-1).cpu()[:n]))
+    if getattr(q, "scale", None) is not None and q.scale.dim() == 2:
+        out.update(_quantiles("monitor/sigma", q.scale.float().mean(-1).cpu()[:n]))
+    kl = method.kl_to_prior(q)
+    if kl is not None:
+        out.update(_quantiles("monitor/kl", kl.float().cpu()[:n]))
+    return out
 
 
 @register_default_callback
 def _monitor_from_config(config) -> OnlineMonitor | None:
     t = config.train
-    if t.monitor_every <= 0:
+    if t.monitor_every <= 0 and t.monitor_every_steps <= 0:
         return None
-    return OnlineMonitor(t.monitor_every, t.monitor_samples, t.seed, t.monitor_budget)
+    return OnlineMonitor(t.monitor_every, t.monitor_samples, t.seed, t.monitor_budget, t.monitor_every_steps)

@@ -213,6 +213,12 @@ class Method(nn.Module):
         """[N, C, H, W] images (uint8, or float in [0, 1]) -> q(z|x) with batch_shape [N] and event_shape [d]."""
         raise NotImplementedError
 
+    def kl_to_prior(self, posterior: Posterior) -> Tensor | None:
+        """[B] the KL term this method's loss puts on each posterior (before its weight beta), or None when the
+        method has no per-image KL to a fixed prior (SimVAE's prior ties the views together). The online monitors
+        log its quantiles; a method with a KL term overrides this."""
+        return None
+
     # ------------------------------------------------------------------ input checks
     def check_images(self, images: object, where: str = "posterior") -> Tensor:
         """The images ``where`` (posterior / represent / uncertainty) was given, as the model sees them in training.

@@ -68,6 +68,10 @@ class CRVAE(GenerativeMethod):
         c = config.method
         return cls(**cls.build_parts(backbone, config, image_shape), gamma=c.gamma, beta=c.beta)
 
+    def kl_to_prior(self, posterior) -> Tensor:
+        """[B] KL(q(z|x) || N(0, I)), the ELBO's KL of one view (the consistency term pairs views)."""
+        return kl_diagonal_normal_standard(posterior.loc.float(), posterior.scale.float())
+
     def loss_terms(self, views: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
         if views.shape[0] < 2:
             raise ValueError(f"cr-vae needs at least 2 views (x and t(x)), got {views.shape[0]}")

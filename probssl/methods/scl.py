@@ -194,6 +194,9 @@ class SCL(Method):
             return kl_bernoulli_uniform(q.logits)
         return kl_diagonal_normal_standard(q.loc, q.scale)
 
+    def kl_to_prior(self, posterior) -> Tensor:
+        return self.kl(posterior)
+
     def loss_terms(self, views, labels=None):
         v, n = views.shape[:2]
         q = self.forward_head(self.encode_views(views).reshape(v * n, -1), self.relax_tau)

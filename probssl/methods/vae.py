@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from probssl.config import spec
 from probssl.distributions import kl_diagonal_normal_standard
@@ -53,6 +53,10 @@ class VAE(GenerativeMethod):
     @classmethod
     def from_config(cls, backbone, config, image_shape):
         return cls(**cls.build_parts(backbone, config, image_shape))
+
+    def kl_to_prior(self, posterior) -> Tensor:
+        """[B] KL(q(z|x) || N(0, I)) of a diagonal-normal posterior."""
+        return kl_diagonal_normal_standard(posterior.loc.float(), posterior.scale.float())
 
     def loss_terms(self, views, labels=None):
         rec, loc, scale, _ = self.view_elbo_parts(views)

@@ -150,6 +150,12 @@ class VSimCLR(Method):
         kl = SPHERE_FAMILIES[self.posterior_family][1](kappa, d)
         return kl / d if self.kl_normalize else kl
 
+    def kl_to_prior(self, posterior) -> Tensor:
+        """[B] ``kl`` of a posterior made by ``family`` (its parameters in float32)."""
+        if self.posterior_family == "projected-normal":
+            return self.kl((posterior.loc.float(), posterior.scale.float()))
+        return self.kl((posterior.loc.float(), posterior.concentration.float()))
+
     def weighted_terms(self, views: Tensor, labels: Tensor | None, reduction: str) -> dict[str, Tensor]:
         """Named loss terms of the views: scalars ("mean") or per image, [N] ("none")."""
         params = tuple(p.float() for p in self.forward_head(self.encode_views(views)))  # [V, N, d], [V, N(, d)]

@@ -1,8 +1,10 @@
 """Online monitors: logged every epoch, plotted by the report, and without effect on what is trained."""
 
+import pytest
 import torch
 
 from probssl.config import load_config
+from probssl.methods import create_method
 from probssl.evaluation.monitors import ridge_probe_accuracy
 from probssl.report import write_report
 from probssl.train import MetricsLog, Trainer, load_run
@@ -21,6 +23,8 @@ def test_monitors_log_every_epoch_and_change_no_weight(tmp_path):
         assert (
             r["monitor/effective_rank"] >= 1 and "monitor/u_log_det_cov/q90" in r
         )  # the posterior default before the density is fitted
+        for stat in ("sigma", "loc_norm", "kl"):  # the projected normal's parameters and the KL term
+            assert r[f"monitor/{stat}/q10"] <= r[f"monitor/{stat}/mean"] <= r[f"monitor/{stat}/q90"]
     assert not any("monitor/knn_acc" in r for r in MetricsLog(tmp_path / "without" / "metrics.jsonl").read())
     a, b = load_run(tmp_path / "with")[1].state_dict(), load_run(tmp_path / "without")[1].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical training
@@ -229,3 +233,52 @@ def test_a_cold_first_measurement_is_paid_over_the_whole_run(monkeypatch):
         monitor.on_epoch_end(trainer)
     assert monitor.measured_epochs == 60
     assert monitor.spent / (clock["t"] - monitor.spent) <= 0.05
+
+
+def test_posterior_statistics_are_the_quantiles_of_the_parameters_and_the_kl_term():
+    from probssl.distributions import ProjectedNormal
+    from probssl.evaluation.monitors import posterior_statistics
+
+    g = torch.Generator().manual_seed(0)
+    loc, scale = torch.randn(40, 8, generator=g) * 3, torch.rand(40, 8, generator=g) + 0.1
+    method = create_method(load_config("vsimclr-digits"), (1, 8, 8))
+    q = ProjectedNormal(loc, scale)
+    out = posterior_statistics(method, q, 30)  # the first 30 rows (queries; the rest would be noise)
+    norms, sigmas, kl = loc[:30].norm(dim=1), scale[:30].mean(1), method.kl((loc, scale))[:30]
+    for key, values in (("loc_norm", norms), ("sigma", sigmas), ("kl", kl)):
+        expected = torch.quantile(values.double(), torch.tensor([0.1, 0.9], dtype=torch.float64))
+        assert out[f"monitor/{key}/mean"] == pytest.approx(float(values.mean()), rel=1e-5)
+        assert out[f"monitor/{key}/q10"] == pytest.approx(float(expected[0]), rel=1e-5)
+        assert out[f"monitor/{key}/q90"] == pytest.approx(float(expected[1]), rel=1e-5)
+    assert "monitor/kappa/mean" not in out
+
+
+@pytest.mark.parametrize("preset", ["vsimclr-digits", "scl-gaussian-digits", "scl-bernoulli-digits", "beta-vae-digits"])
+def test_kl_to_prior_is_the_loss_kl_term(preset):
+    """The monitors' KL is the one the loss weights: beta x its mean over a batch's views = the loss's kl term."""
+    torch.manual_seed(0)
+    method = create_method(load_config(preset), (1, 8, 8)).eval()
+    views = torch.rand(2, 16, 1, 8, 8)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        terms = method.loss_terms(views)
+        q = method.posterior(views.reshape(32, 1, 8, 8))
+    beta = getattr(method, "beta", 1.0)
+    assert float(beta * method.kl_to_prior(q).mean()) == pytest.approx(float(terms["kl"]), rel=1e-4)
+
+
+def test_the_vmf_family_logs_its_concentration():
+    from probssl.evaluation.monitors import posterior_statistics
+
+    method = create_method(load_config("vsimclr-digits", overrides=["method.posterior_family=vmf"]), (1, 8, 8))
+    q = method.posterior(torch.rand(12, 1, 8, 8))
+    out = posterior_statistics(method, q, 12)
+    assert out["monitor/kappa/mean"] == pytest.approx(float(q.concentration.mean()), rel=1e-5)
+    assert "monitor/loc_norm/mean" not in out and "monitor/kl/mean" in out
+
+
+def test_a_step_cadence_measures_between_epochs(tmp_path):
+    overrides = [*TINY, "train.monitor_budget=null", "train.monitor_every_steps=2"]  # 6 steps an epoch
+    Trainer(load_config("simclr-digits", overrides=overrides), tmp_path / "run").fit()
+    steps = [r["step"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if "monitor/knn_acc" in r]
+    assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # every 2nd step; each epoch's end once, by the epoch
