@@ -197,7 +197,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--resume", help="'auto' to continue from the latest checkpoint, or a checkpoint folder")
     p.add_argument("--eval", action="store_true", help="evaluate the run when training ends")
     p.add_argument(
-        "--show-config", action="store_true", help="print the resolved config (also saved as RUN/config.yaml)"
+        "--show-config",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="print the resolved config at start (default; it is also saved as RUN/config.yaml)",
     )
     p.set_defaults(func=cmd_train)
 

@@ -15,7 +15,8 @@ images as the reference set and half as many validation images as queries -- the
   default is the posterior family's (a feature density, when the method carries one, is fitted only at the end).
   The same quantiles of the posterior's parameters (:func:`posterior_statistics`): sigma, ||m|| or kappa, and the
   method's KL term per image;
-* ``monitor/samples``: the reference images used (see the budget below).
+* ``monitor/samples``: the reference images used (see the budget below); ``monitor/seconds``: what the measurement
+  took, ``monitor/seconds_total``: all of them so far (a run's monitor share is readable from its own log).
 
 **The time budget** (``train.monitor_budget``, default 0.05 = 5 % of the training time; ``null``: none). The cost of
 a measurement is about proportional to the subset, so the monitor keeps measuring every scheduled epoch and
@@ -160,6 +161,8 @@ class OnlineMonitor(Callback):
         self.spent += self.last_cost
         self.measured_epochs += 1
         self.costs_at_size.append(self.last_cost)
+        record["monitor/seconds"] = round(self.last_cost, 4)  # so any run's monitor share can be read off its log
+        record["monitor/seconds_total"] = round(self.spent, 4)
         trainer.log_extra(record)
 
     def _skip(self, training: float, trainer) -> bool:

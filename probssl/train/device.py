@@ -92,6 +92,11 @@ def _read_cpuinfo() -> tuple[str, set[str]]:
     return model or platform.processor() or "unknown", flags
 
 
+def cpu_flags() -> list[str]:
+    """Every flag /proc/cpuinfo lists for the first CPU, sorted (empty where there is no /proc/cpuinfo)."""
+    return sorted(_read_cpuinfo()[1])
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_capability() -> dict:
     """What the CPU advertises about bf16 (no timing; cached for the process)."""
@@ -284,6 +289,20 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def channels_last_reason(setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str) -> str:
+    """Why :func:`use_channels_last` chose what it did, in words (recorded in status.json and environment.json)."""
+    if setting is not None:
+        return f"model.channels_last={str(setting).lower()} (set)"
+    has_conv = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
+    if not has_conv:
+        return "auto: no 2-D convolutions -> NCHW (the memory format changes nothing)"
+    if device.type == "cpu":
+        return "auto: convolutions on CPU -> NHWC (the convnet step measured 25-67 % faster; docs/benchmarks.md)"
+    if precision != "fp32":
+        return f"auto: convolutions on {device.type} under {precision} -> NHWC (tensor-core convolutions want it)"
+    return f"auto: {device.type} fp32 -> NCHW (not measured here)"
 
 
 def use_channels_last(setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from probssl.train.device import cpu_bf16_capability
+from probssl.train.device import cpu_bf16_capability, cpu_flags
 
 __all__ = ["environment_record", "git_commit"]
 
@@ -61,7 +61,7 @@ def environment_record(runtime: dict[str, Any]) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "platform": platform.platform(),
-        "cpu": {**cap, "cores": os.cpu_count()},
+        "cpu": {**cap, "cores": os.cpu_count(), "all_flags": cpu_flags()},
         "cuda": cuda,
         "threads": torch.get_num_threads(),
         "runtime": runtime,

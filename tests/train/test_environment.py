@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import probssl
 from probssl.config import load_config
@@ -19,6 +20,36 @@ def test_a_run_records_its_environment_and_runtime_choices(tmp_path):
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "finished" and status["precision_reason"] and status["compile_reason"]
     assert isinstance(status["channels_last"], bool) and status["pid"] > 0
+    assert status["channels_last_reason"].startswith("auto: convolutions on CPU -> NHWC") and status["channels_last"]
+    assert env["runtime"]["channels_last_reason"] == status["channels_last_reason"]
+    if Path("/proc/cpuinfo").exists():  # every flag, not only the bf16 ones
+        assert set(env["cpu"]["flags"]) <= set(env["cpu"]["all_flags"]) and len(env["cpu"]["all_flags"]) > 5
+    commit = env["git_commit"]
+    if (Path(probssl.__file__).parents[1] / ".git").exists():  # run from a checkout: HEAD, +dirty if edited
+        head = subprocess.run(
+            ["git", "-C", str(Path(probssl.__file__).parents[1]), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        assert commit.removesuffix("+dirty") == head.stdout.strip()
+
+
+def test_channels_last_reason_says_what_decided():
+    import torch
+
+    from probssl.train.device import channels_last_reason, use_channels_last
+
+    conv, mlp = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4, 4)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    cases = [
+        (True, mlp, cpu, "fp32", "model.channels_last=true (set)"),
+        (None, mlp, cpu, "fp32", "auto: no 2-D convolutions"),
+        (None, conv, cpu, "bf16", "auto: convolutions on CPU -> NHWC"),
+        (None, conv, cuda, "bf16", "auto: convolutions on cuda under bf16 -> NHWC"),
+        (None, conv, cuda, "fp32", "auto: cuda fp32 -> NCHW"),
+    ]
+    for setting, model, device, precision, reason in cases:
+        assert channels_last_reason(setting, model, device, precision).startswith(reason)
+        nhwc = use_channels_last(setting, model, device, precision)
+        assert ("NHWC" in reason or reason.endswith("true (set)")) == nhwc
 
 
 def test_version_flag():
