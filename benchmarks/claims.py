@@ -356,6 +356,21 @@ def completeness(args) -> list[str]:
     return markdown_table(["dataset", "config", "recorded seeds", "row"], rows)
 
 
+def machines(records: Path) -> list[str]:
+    """One line per (CPU, precision, torch) the records ran on, with their dates and number of runs."""
+    seen: dict[tuple, list[str]] = {}
+    for path in sorted(records.rglob("seed*.json")):
+        r = json.loads(path.read_text())
+        cpu = r.get("cpu") or {}
+        bf16 = "native bf16" if cpu.get("native_bf16") else "no native bf16"
+        key = (cpu.get("cpu_model", "?"), bf16, cpu.get("cores"), r.get("precision"), r.get("torch"))
+        seen.setdefault(key, []).append(r.get("date", "?"))
+    return [
+        f"- {model} ({bf16}, {cores} cores), {precision}, torch {torch}: {len(dates)} runs, {min(dates)} to {max(dates)}"
+        for (model, bf16, cores, precision, torch), dates in seen.items()
+    ]
+
+
 def report(args) -> dict:
     payload = {
         "command": "python benchmarks/claims.py " + " ".join(sys.argv[1:]),
@@ -365,8 +380,11 @@ def report(args) -> dict:
         "style_dim": args.style_dim,
         "datasets": {},
     }
-    lines = ["# The papers' claims at a real budget", "", f"Records: `{args.records}`; mean ± s.e. over the recorded "
-             "seeds; '(supervised)' marks methods that use the labels while pretraining.", ""]  # fmt: skip
+    records = args.records.resolve()
+    shown = records.relative_to(HERE.parent) if records.is_relative_to(HERE.parent) else records
+    lines = ["# The papers' claims at a real budget", "", f"Command: `{payload['command']}`. Records: `{shown}` (one "
+             "per run: its budget, seed, precision, CPU, dates and timings). Mean ± s.e. over the recorded seeds; "
+             "'(supervised)' marks methods that use the labels while pretraining.", "", *machines(records), ""]  # fmt: skip
     for dataset in args.datasets:
         table, meta = load_table(args.records, dataset)
         if not table:
