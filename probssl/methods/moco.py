@@ -8,11 +8,14 @@ index 0. After the step the batch's keys are enqueued (oldest out).
 
 Under torchrun the keys of every rank are all-gathered before they are enqueued (rank-major, as the batch is
 split), so every rank holds the same queue, and 2 processes compute the same loss, gradients and queue as one
-process on the global batch (tested; batch norm aside). Deviations, both for the 28x28 scale of the presets:
-``queue_size`` 4096 (paper: 65,536 on ImageNet) and ``momentum`` 0.99 (paper: 0.999 over 200 ImageNet epochs; a
-short run needs a key encoder that follows faster). MoCo's shuffled batch norm (which hides batch statistics
-across GPUs) is not implemented: with one process there is nothing to shuffle across; under torchrun each
-rank's key encoder normalises its own shard, as in DDP without SyncBatchNorm.
+process on the global batch (tested; batch norm aside). Deviations from the paper's ImageNet settings, in the
+defaults and every preset (MNIST-scale and CIFAR / STL-10 / Tiny-ImageNet alike), because the training sets here are
+far smaller than ImageNet: ``queue_size`` 4096 (paper: 65,536, which would approach or exceed these training sets, so
+an image's own earlier key would be among its negatives; 4096 is the MoCo repository's CIFAR-10 demo value;
+``moco-digits`` uses 1,024 and ``moco-stl10`` 2,048) and ``momentum`` 0.99 (paper: 0.999 over 200 ImageNet epochs;
+the CIFAR-10 demo's value, as a run of fewer steps needs a key encoder that follows faster). MoCo's shuffled batch
+norm (which hides batch statistics across GPUs) is not implemented: with one process there is nothing to shuffle
+across; under torchrun each rank's key encoder normalises its own shard, as in DDP without SyncBatchNorm.
 """
 
 from __future__ import annotations

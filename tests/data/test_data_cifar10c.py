@@ -1,5 +1,7 @@
-"""CIFAR-10-C reader on small folders / tars with the official member names and array layout."""
+"""CIFAR-10-C reader on small folders / tars with the official member names and array layout, and its download
+through file:// URLs (never the network)."""
 
+import hashlib
 import io
 import os
 import tarfile
@@ -8,8 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from probssl.data import DataError
-from probssl.data.cifar10c import CIFAR10C_CORRUPTIONS, CIFAR10C_STANDARD, read_cifar10c
+from probssl.data import DataError, cifar10c
+from probssl.data.cifar10c import (
+    CIFAR10C_CORRUPTIONS,
+    CIFAR10C_MD5,
+    CIFAR10C_STANDARD,
+    CIFAR10C_URL,
+    fetch_cifar10c,
+    read_cifar10c,
+)
 
 PER = 20  # images per severity in the test files (10,000 officially)
 
@@ -28,6 +37,7 @@ def npy_bytes(array, **kwargs) -> bytes:
 
 
 def write_tar(path, members: dict[str, bytes]):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w") as tar:  # the official archive is an uncompressed tar
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -143,3 +153,75 @@ def test_wrong_or_malicious_arrays_refused(tmp_path):
     (tmp_path / "not.tar").write_bytes(b"this is not a tar file at all" * 40)
     with pytest.raises(DataError, match="tar"):
         read_cifar10c(tmp_path / "not.tar", "fog", 1)
+
+
+def served_tar(tmp_path, monkeypatch, members=None):
+    """A small CIFAR-10-C.tar in the official layout on a 'server' folder; CIFAR10C_URL / MD5 point at it."""
+    images, labels = arrays(3)
+    source = write_tar(tmp_path / "server" / "CIFAR-10-C.tar", members or official_members(images, labels))
+    monkeypatch.setattr(cifar10c, "CIFAR10C_URL", source.as_uri())
+    monkeypatch.setattr(cifar10c, "CIFAR10C_MD5", hashlib.md5(source.read_bytes()).hexdigest())
+    return images, labels
+
+
+def test_fetch_downloads_the_tar_md5_checked_and_reads_it_in_place(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as err:  # the official URL and MD5, before any patching
+        fetch_cifar10c(root)
+    msg = str(err.value)
+    assert str(root / "cifar10c" / "CIFAR-10-C.tar") in msg and CIFAR10C_MD5 in msg and CIFAR10C_URL in msg
+    assert "download=True" in msg and "\n" not in msg
+    images, labels = served_tar(tmp_path, monkeypatch)
+    path = fetch_cifar10c(root, download=True)
+    assert path == root / "cifar10c" / "CIFAR-10-C.tar"
+    assert path.read_bytes() == (tmp_path / "server" / "CIFAR-10-C.tar").read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["CIFAR-10-C.tar"]  # nothing extracted, no temp file
+    check(read_cifar10c(path, "fog", 2, per_severity=PER), images, labels, 2)
+    monkeypatch.setattr(cifar10c, "CIFAR10C_URL", (tmp_path / "gone.tar").as_uri())
+    assert fetch_cifar10c(root) == path  # verified on disk: no download needed
+
+
+def test_fetch_with_the_wrong_md5_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    served_tar(tmp_path, monkeypatch)
+    monkeypatch.setattr(cifar10c, "CIFAR10C_MD5", "0" * 32)
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as err:
+        fetch_cifar10c(root, download=True)
+    msg = str(err.value)
+    assert "CIFAR-10-C.tar" in msg and "0" * 32 in msg and cifar10c.CIFAR10C_URL in msg and "\n" not in msg
+    assert list((root / "cifar10c").iterdir()) == []  # no partial or temporary file
+
+
+def test_fetch_prefers_an_extracted_folder_and_refuses_a_corrupt_tar(tmp_path, monkeypatch):
+    images, labels = served_tar(tmp_path, monkeypatch)
+    root = tmp_path / "root"
+    (root / "cifar10c").mkdir(parents=True)
+    (root / "cifar10c" / "CIFAR-10-C.tar").write_bytes(b"a truncated copy")
+    with pytest.raises(DataError, match="corrupt") as err:
+        fetch_cifar10c(root, download=True)
+    assert (root / "cifar10c" / "CIFAR-10-C.tar").read_bytes() == b"a truncated copy"  # never replaced
+    assert "Delete it" in str(err.value)
+    folder = root / "cifar10c" / "CIFAR-10-C"
+    folder.mkdir()
+    for name, data in official_members(images, labels).items():
+        (root / "cifar10c" / name).write_bytes(data)
+    assert fetch_cifar10c(root) == folder
+    check(read_cifar10c(folder, "snow", 1, per_severity=PER), images[::-1].copy(), labels, 1)
+
+
+@pytest.mark.parametrize("link", [tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_a_fetched_tar_with_a_link_member_is_refused(tmp_path, monkeypatch, link):
+    """A tar whose fog.npy is a link (to a file outside, or to another member) passes its MD5 check when the MD5 is
+    its own, but the reader refuses the member: nothing is followed or written."""
+    images, labels = arrays(4)
+    source = write_tar(tmp_path / "server" / "CIFAR-10-C.tar", {"CIFAR-10-C/labels.npy": npy_bytes(labels)})
+    with tarfile.open(source, "a") as tar:
+        info = tarfile.TarInfo("CIFAR-10-C/fog.npy")
+        info.type, info.linkname = link, "/etc/passwd" if link == tarfile.SYMTYPE else "CIFAR-10-C/labels.npy"
+        tar.addfile(info)
+    monkeypatch.setattr(cifar10c, "CIFAR10C_URL", source.as_uri())
+    monkeypatch.setattr(cifar10c, "CIFAR10C_MD5", hashlib.md5(source.read_bytes()).hexdigest())
+    path = fetch_cifar10c(tmp_path / "root", download=True)
+    with pytest.raises(DataError, match="not a regular file") as err:
+        read_cifar10c(path, "fog", 1, per_severity=PER)
+    assert str(path) in str(err.value)

@@ -181,3 +181,26 @@ def test_a_wrong_fold_file_or_option_is_one_clear_error(tmp_path, monkeypatch):
     mnist = load_config("simclr-mnist", overrides=["data.fold=3"])
     with pytest.raises(DataError, match="data.fold is an option of stl10"):
         load_splits(mnist)
+
+
+def test_download_is_md5_checked_extracted_and_read(tmp_path, monkeypatch):
+    """download=True fetches the archive from STL10_URLS (a file:// URL here): a served file with the wrong MD5 is
+    one error that leaves nothing behind; the right one is kept, its members extracted (each MD5-checked) and read."""
+    files, arrays = make_files(np.random.default_rng(6))
+    patch_md5s(monkeypatch, files)
+    served = write_archive(tmp_path / "server" / "stl10_binary.tar.gz", files)
+    monkeypatch.setattr(stl10, "STL10_URLS", (served.as_uri(),))
+    root = tmp_path / "root"
+    monkeypatch.setitem(stl10.STL10_MD5, stl10.ARCHIVE, "0" * 32)
+    with pytest.raises(DataError) as err:
+        load_dataset("stl10", root, val_fraction=0.0, download=True)
+    assert "stl10_binary.tar.gz" in str(err.value) and "0" * 32 in str(err.value) and served.as_uri() in str(err.value)
+    assert list((root / "stl10").iterdir()) == []  # no partial archive, no temporary file
+
+    monkeypatch.setitem(stl10.STL10_MD5, stl10.ARCHIVE, hashlib.md5(served.read_bytes()).hexdigest())
+    splits = load_dataset("stl10", root, val_fraction=0.0, download=True)
+    assert (root / "stl10" / "stl10_binary.tar.gz").read_bytes() == served.read_bytes()
+    extracted = sorted(p.name for p in (root / "stl10" / "stl10_binary").iterdir())
+    assert extracted == ["test_X.bin", "test_y.bin", "train_X.bin", "train_y.bin"]  # only the needed members
+    assert torch.equal(splits.train.images, torch.from_numpy(arrays["train"]))
+    assert splits.test.labels.tolist() == arrays["test_y"].tolist()

@@ -132,3 +132,24 @@ def test_missing_archive_and_broken_layout(tmp_path, monkeypatch):
     )
     with pytest.raises(DataError, match="n99999999"):
         load_dataset("tiny-imagenet", tmp_path, download=False)
+
+
+def test_download_is_md5_checked_and_read_in_place(tmp_path, monkeypatch):
+    """download=True fetches the zip from TINY_IMAGENET_URL (a file:// URL here): a served file with the wrong MD5 is
+    one error that leaves nothing behind; the right one is kept and read in place (nothing extracted)."""
+    members, train, test = official_members(np.random.default_rng(3))
+    served = write_zip(tmp_path / "server" / "tiny-imagenet-200.zip", members)
+    monkeypatch.setattr(tiny_imagenet, "TINY_IMAGENET_URL", served.as_uri())
+    root = tmp_path / "root"
+    monkeypatch.setitem(tiny_imagenet.TINY_IMAGENET_MD5, tiny_imagenet.ARCHIVE, "0" * 32)
+    with pytest.raises(DataError) as err:
+        load_dataset("tiny-imagenet", root, val_fraction=0.0, download=True)
+    assert (
+        "tiny-imagenet-200.zip" in str(err.value) and "0" * 32 in str(err.value) and served.as_uri() in str(err.value)
+    )
+    assert list((root / "tiny-imagenet").iterdir()) == []  # no partial archive, no temporary file
+
+    md5 = hashlib.md5(served.read_bytes()).hexdigest()
+    monkeypatch.setitem(tiny_imagenet.TINY_IMAGENET_MD5, tiny_imagenet.ARCHIVE, md5)
+    check(load_dataset("tiny-imagenet", root, val_fraction=0.0, download=True), train, test)
+    assert [p.name for p in (root / "tiny-imagenet").iterdir()] == ["tiny-imagenet-200.zip"]
