@@ -24,7 +24,7 @@ from probssl.report.format import table
 from probssl.report.html import write_html
 from probssl.report.plots import plot_loss_curves, plot_monitor_curves
 from probssl.report.sections import ReportContext, renderer_for
-from probssl.train.logging import MetricsLog, read_status
+from probssl.train.logging import MetricsLog, read_status, stale_evaluation
 
 __all__ = ["aggregate", "flat_metrics", "group_key", "group_runs", "load_eval", "write_report"]
 
@@ -153,12 +153,10 @@ def _aggregate_groups(groups: dict[str, list[tuple[Path, dict]]]) -> dict[str, d
 
 
 def _stale(run_dir: Path, m: dict) -> str:
-    """' (stale: ...)' when the run trained past the step its eval.json evaluated."""
-    evaluated = (m.get("run") or {}).get("step")
-    trained = read_status(run_dir).get("step")
-    if isinstance(evaluated, int) and isinstance(trained, int) and evaluated < trained:
-        return f" (**stale**: evaluated at step {evaluated}, trained to {trained})"
-    return ""
+    """' (stale: ...)' when the run has a checkpoint newer than the step its eval.json evaluated (the rule of
+    ``probssl runs``: :func:`~probssl.train.logging.stale_evaluation`)."""
+    stale = stale_evaluation(run_dir, m)
+    return f" (**stale**: evaluated at step {stale[0]}, trained to {stale[1]})" if stale else ""
 
 
 def _precision(run_dir: Path) -> str:

@@ -167,6 +167,14 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def latest_checkpoint_step(directory: str | Path) -> int | None:
+    """The step of :func:`latest_checkpoint`, or None without one; read from the folder name, not state.json, so
+    listing many runs (``probssl runs``) opens no checkpoint."""
+    latest = latest_checkpoint(directory)
+    digits = latest.name[len("step-") :] if latest is not None else ""
+    return int(digits) if digits.isdigit() else None
+
+
 DAMAGED = "the checkpoint was edited or written by other code: use an earlier checkpoint, or retrain."
 
 

@@ -47,7 +47,7 @@ from probssl.train.distributed import DistributedContext, barrier, setup_distrib
 from probssl.train.environment import environment_record
 from probssl.train.feed import default_loader_workers, training_batches
 from probssl.train.lock import RunInUse, RunLock
-from probssl.train.logging import MetricsLog, write_json_atomic, write_status
+from probssl.train.logging import Heartbeat, MetricsLog, write_json_atomic, write_status
 from probssl.train.optim import build_optimizer, match_state_layout, warmup_cosine
 
 
@@ -178,6 +178,7 @@ class Trainer:
         self.skipped_steps = 0
         self.tensorboard = None
         self.bar = None
+        self.heartbeat: Heartbeat | None = None  # rank 0's status.json writer while fit() runs
         self.images = self.splits.train.images.to(self.device)
         self.labels = self.splits.train.labels.to(self.device)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -470,6 +471,7 @@ class Trainer:
             )
         keep = self.config.train.keep_checkpoints
         path = save_checkpoint(self.run_dir / "checkpoints", self.training_state(), keep) if self.dist.is_main else None
+        self._heartbeat(force=True)  # status.json's step then matches the newest checkpoint
         barrier(self.dist)
         return path
 
@@ -564,10 +566,17 @@ class Trainer:
                 for key, value in stats.items():
                     self.tensorboard.add_scalar(f"train/{key}", value, self.step)
 
+    def _heartbeat(self, force: bool = False) -> None:
+        """Refresh status.json's step, epoch (completed epochs, as in checkpoints) and time on rank 0, at most every
+        HEARTBEAT_SECONDS unless forced: readers tell a training run from a dead one by it (``read_status``)."""
+        if self.heartbeat is not None:
+            self.heartbeat.beat(force=force, step=self.step, epoch=self.epoch)
+
     def fit(self) -> Method:
         t = self.config.train
         if self.dist.is_main:
-            write_status(self.run_dir, "running", step=self.step, total_steps=self.total_steps, **self.runtime_record())
+            self.heartbeat = Heartbeat(self.run_dir, {"total_steps": self.total_steps, **self.runtime_record()})
+            self._heartbeat(force=True)
             self.echo(
                 f"precision {self.precision} ({self.precision_reason}); compile {self.compile_reason}; "
                 f"data {self._data_record()}"
@@ -590,6 +599,7 @@ class Trainer:
         except BaseException as err:
             bar.close()
             self.lock.release()
+            self.heartbeat = None  # a later save() (by a caller) must not mark the run running again
             if self.dist.is_main:
                 write_status(
                     self.run_dir,
@@ -600,6 +610,7 @@ class Trainer:
             raise
         bar.close()
         self.lock.release()
+        self.heartbeat = None
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.dist.is_main:
@@ -640,6 +651,7 @@ class Trainer:
                 return
             if t.checkpoint_every_steps > 0 and self.step % t.checkpoint_every_steps == 0:
                 self.save()
+            self._heartbeat()  # throttled: one clock read per step, a write every few seconds
 
     def _loop(self, bar, start: int) -> None:
         """Epochs of steps until total_steps; checkpoints on the configured cadence."""
