@@ -209,6 +209,10 @@ MONITOR_KEYS = (
     "monitor/alignment",
     "monitor/uniformity",
     "monitor/ood_auroc_noise",
+    "monitor/sigma/mean",  # the posterior's parameters and KL term (probabilistic methods; absent keys not drawn)
+    "monitor/loc_norm/mean",
+    "monitor/kappa/mean",
+    "monitor/kl/mean",
 )
 
 
@@ -230,7 +234,8 @@ def _training_section(r: ReportContext) -> list[str]:
             r.plot("monitors", plot_monitor_curves, monitors),
             "",
             "Online monitors on a fixed validation subset during training (kNN, a ridge probe, RankMe, "
-            "alignment / uniformity, and the default uncertainty score's AUROC against noise).",
+            "alignment / uniformity, the default uncertainty score's AUROC against noise and, for probabilistic "
+            "methods, the mean posterior sigma, ||m|| or kappa, and KL term).",
             "",
         ]
     return lines

@@ -37,6 +37,7 @@ from probssl.train.checkpoint import (
 from probssl.train.conv_guard import guard_cpu_bf16_convs
 from probssl.train.device import (
     autocast,
+    channels_last_reason,
     choose_compile,
     choose_precision,
     has_cxx_compiler,
@@ -156,6 +157,7 @@ class Trainer:
         check_config(config)
         self.config = config
         self.run_dir = Path(run_dir)
+        self.bar_extra: dict[str, str] = {}  # progress-bar fields callbacks add (log_extra), e.g. the monitors' kNN
         self.callbacks = [*default_callbacks(config), *callbacks]  # e.g. the online monitors of train.monitor_every
         self._setup_runtime(echo)
         torch.manual_seed(config.train.seed)
@@ -292,6 +294,9 @@ class Trainer:
             "compile": self.compiled,
             "compile_reason": self.compile_reason,
             "channels_last": self.channels_last,
+            "channels_last_reason": channels_last_reason(
+                self.config.model.channels_last, self.method, self.device, self.precision
+            ),
             "fp32_convs": self.fp32_convs,
             "world_size": self.dist.world_size,
             "data": self._data_record(),
@@ -553,8 +558,8 @@ class Trainer:
         if self.tensorboard is not None:
             for key, value in record.items():
                 self.tensorboard.add_scalar(key, value, self.step)
-        if self.bar is not None and "monitor/knn_acc" in record:
-            self.bar.set_postfix_str(f"kNN {record['monitor/knn_acc']:.3f}", refresh=False)
+        if "monitor/knn_acc" in record:  # kept beside the loss in the bar until the next measurement
+            self.bar_extra["kNN"] = f"{record['monitor/knn_acc']:.3f}"
 
     def _log(self, stats: dict[str, float], rate: float) -> None:
         """One training record. Its ``epoch`` is the number (from 1) of the epoch the step belongs to, its last step
@@ -645,7 +650,7 @@ class Trainer:
             bar.update(1)
             self._call("on_step_end", stats)
             if stats is not None and (self.step % t.log_every == 0 or self.step == self.total_steps):
-                bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{rate:.0f}", **self.bar_extra, refresh=False)
                 self._log(stats, rate)
             if self.step >= self.total_steps:
                 return
