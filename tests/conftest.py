@@ -24,3 +24,17 @@ def shared_data_dir():
     if not root:
         pytest.skip("PROBSSL_DATA is not set")
     return root
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With PROBSSL_REQUIRE_BROWSER=1 (CI sets it once Chromium is installed) a browser check that skips is a
+    failure: a check that cannot find the browser it was given must not pass CI silently."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get("PROBSSL_REQUIRE_BROWSER") != "1":
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if "chromium" in reason.lower():
+        report.outcome = "failed"
+        report.longrepr = f"PROBSSL_REQUIRE_BROWSER=1, but this browser check skipped: {reason}"

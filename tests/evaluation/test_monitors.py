@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from probssl.config import load_config
-from probssl.methods import create_method
 from probssl.evaluation.monitors import ridge_probe_accuracy
+from probssl.methods import create_method
 from probssl.report import write_report
 from probssl.train import MetricsLog, Trainer, load_run
 
