@@ -13,10 +13,8 @@ It keeps the pages true to the code by generating, at build time, what the code 
 
 A registered method without a page under ``docs/methods/`` is a build warning, which ``--strict`` makes an error.
 
-probssl's docstrings follow a Google-like house style ("name: what it is" lines, ``Raises:`` in prose) that
-griffe's Google parser does not always split into sections. Its complaints about a docstring's *layout*
-(``path.py:LINE: ...``) are logged at INFO with a count at the end, so ``--strict`` fails on broken links, missing
-pages and unresolvable API objects, not on prose style.
+griffe's complaints about a docstring's layout (``path.py:LINE: ...``) are warnings like any other, so ``--strict``
+fails on them too (they were demoted to INFO until 2026-12-07, when the last one was fixed).
 """
 
 from __future__ import annotations
@@ -35,23 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+)benchmarks/results/([^)#\s]+)")
 PLACEHOLDER = re.compile(r"<!-- probssl:(method|scores|datasets)(?: ([\w-]+))? -->")
-DOCSTRING_STYLE = re.compile(r"^(?:griffe: )?\S+\.py:\d+: ")
-
-
-class _DocstringStyleToInfo(logging.Filter):
-    """Demote griffe's docstring-layout warnings (``probssl/x.py:12: ...``) to INFO, counting them."""
-
-    count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and DOCSTRING_STYLE.match(record.getMessage()):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            type(self).count += 1
-        return True
-
-
-_STYLE_FILTER = _DocstringStyleToInfo()
-logging.getLogger("mkdocs.plugins.griffe").addFilter(_STYLE_FILTER)
 
 
 def on_files(files: Files, config) -> Files:
@@ -68,11 +49,6 @@ def on_files(files: Files, config) -> Files:
         if f"methods/{name}.md" not in pages:
             log.warning(f"registered method '{name}' has no page docs/methods/{name}.md")
     return files
-
-
-def on_post_build(config) -> None:
-    if _STYLE_FILTER.count:
-        log.info(f"{_STYLE_FILTER.count} docstring layout notes from griffe (logged at INFO above)")
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

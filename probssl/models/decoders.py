@@ -240,7 +240,7 @@ def decoder_for_shape(out_shape: Sequence[int], backbone: str = "a user backbone
     side is >= ``CONV_MIN_SIDE`` (8), else ``"mlp"`` when C*H*W <= ``MLP_MAX_OUTPUTS``.
 
     Raises:
-        ConfigError naming ``model.decoder`` and its choices for other shapes (tiny along one side, large overall).
+        ConfigError: for other shapes (tiny along one side, large overall), naming ``model.decoder`` and its choices.
     """
     c, h, w = check_out_shape(out_shape)
     if min(h, w) >= CONV_MIN_SIDE:
