@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -14,7 +15,7 @@ import torch
 
 from probssl.train.device import cpu_bf16_capability, cpu_flags
 
-__all__ = ["environment_record", "git_commit"]
+__all__ = ["environment_record", "git_commit", "with_previous"]
 
 
 def git_commit() -> str | None:
@@ -68,3 +69,20 @@ def environment_record(runtime: dict[str, Any]) -> dict[str, Any]:
         "command": sys.argv,
         "packages": _packages(),
     }
+
+
+def with_previous(record: dict[str, Any], path: Path, resumed_from_step: int) -> dict[str, Any]:
+    """``record`` for a run that resumed at ``resumed_from_step`` (> 0), keeping the earlier sessions' records from
+    ``path`` (an environment.json) under ``previous``, oldest first: a run resumed on another machine or torch says
+    what produced each part of it. A fresh start (step 0) or an unreadable old file keeps nothing."""
+    if resumed_from_step <= 0 or not path.exists():
+        return record
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return record
+    if not isinstance(old, dict):
+        return record
+    previous = old.pop("previous", [])
+    previous = previous if isinstance(previous, list) else []
+    return {**record, "resumed_from_step": resumed_from_step, "previous": [*previous, old]}

@@ -45,7 +45,7 @@ from probssl.train.device import (
     use_channels_last,
 )
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
-from probssl.train.environment import environment_record
+from probssl.train.environment import environment_record, with_previous
 from probssl.train.feed import default_loader_workers, training_batches
 from probssl.train.lock import RunInUse, RunLock
 from probssl.train.logging import Heartbeat, MetricsLog, write_json_atomic, write_status
@@ -353,7 +353,8 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config_file.write_text(to_yaml(self.config))
-            write_json_atomic(self.run_dir / "environment.json", environment_record(self.runtime_record()))
+            env_file = self.run_dir / "environment.json"
+            write_json_atomic(env_file, with_previous(environment_record(self.runtime_record()), env_file, self.step))
 
     def _resume_path(self, resume: str, ckpt_dir: Path) -> Path | None:
         """``auto`` -> the latest checkpoint (None: start fresh); a run folder -> its latest; else a checkpoint."""

@@ -55,3 +55,17 @@ def test_channels_last_reason_says_what_decided():
 def test_version_flag():
     out = subprocess.run([sys.executable, "-m", "probssl", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"probssl {probssl.__version__}"
+
+
+def test_a_resumed_run_keeps_the_earlier_sessions_environment(tmp_path):
+    run = tmp_path / "run"
+    base = ["train.progress=false", "train.epochs=1", "data.train_subset=256", "train.batch_size=64"]
+    Trainer(load_config("simclr-digits", overrides=base), run).fit()
+    first = json.loads((run / "environment.json").read_text())
+    assert "previous" not in first
+    Trainer(load_config("simclr-digits", overrides=[*base[:1], "train.epochs=2", *base[2:]]), run, resume="auto").fit()
+    second = json.loads((run / "environment.json").read_text())
+    assert second["resumed_from_step"] == 4 and second["previous"] == [first]
+    Trainer(load_config("simclr-digits", overrides=[*base[:1], "train.epochs=3", *base[2:]]), run, resume="auto").fit()
+    third = json.loads((run / "environment.json").read_text())
+    assert [p.get("resumed_from_step") for p in third["previous"]] == [None, 4] and third["resumed_from_step"] == 8
