@@ -611,7 +611,9 @@ class Trainer:
                     self.run_dir,
                     "interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
                     step=self.step,
+                    epoch=self.epoch,
                     error=str(err),
+                    **self.runtime_record(),  # an interrupted run's report still says how it trained
                 )
             raise
         bar.close()

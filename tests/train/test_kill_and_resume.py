@@ -121,5 +121,7 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_checkpoints(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-500:]
     assert "--resume auto" in err and "Traceback" not in err
-    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted"
+    assert status["precision"] and status["precision_reason"] and "channels_last" in status  # how it trained
     assert latest_checkpoint(run / "checkpoints") is not None
