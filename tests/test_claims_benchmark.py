@@ -63,3 +63,18 @@ def test_verdict_rule(a, b, margin, verdict):
 
 def test_a_missing_side_is_not_measured():
     assert claims.compare({"x": {}}, "c", ("x", "k"), ("y", "k"))["verdict"] == "not measured"
+
+
+def test_a_failed_run_is_reported_and_the_suite_goes_on(tmp_path):
+    """SimCLR has no method.latent_dim, so its run fails at the config check; SCL's run after it still records."""
+    records = tmp_path / "rec"
+    cmd = [sys.executable, "benchmarks/claims.py", "--datasets", "digits", "--seeds", "0", "--epochs", "1"]
+    cmd += ["--configs", "simclr", "scl-bernoulli", "--set", "data.train_subset=200", "--set", "method.latent_dim=16"]
+    cmd += ["--records", str(records), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "[claims] digits simclr seed 0 FAILED" in result.stdout
+    assert not (records / "digits" / "simclr").exists()
+    rec = json.loads((records / "digits" / "scl-bernoulli" / "seed0.json").read_text())
+    assert rec["summary"]["representation_bits"] == 16
