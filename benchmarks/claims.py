@@ -214,14 +214,17 @@ def load_table(records: Path, dataset: str) -> tuple[dict[str, dict[str, dict]],
 
 def compare(table: dict, text: str, left: tuple[str, str], right: tuple[str, str], margin: float = 0.0) -> dict:
     """One claim "left > right - margin": the two mean +- s.e., their difference and the verdict ("supported" when
-    the mean difference exceeds -margin; "(within 2 s.e.)" when the difference is smaller than twice its s.e.)."""
+    the mean difference exceeds -margin; "(within 2 s.e.)" when the difference is smaller than twice its s.e.; a tie
+    when the means are equal, e.g. two AUROCs of 1.0)."""
     a, b = table.get(left[0], {}).get(left[1]), table.get(right[0], {}).get(right[1])
     if a is None or b is None:
         return {"claim": text, "verdict": "not measured", "numbers": {}}
     diff = a["mean"] - b["mean"]
     se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
     verdict = "supported" if diff > -margin else "not supported"
-    if se > 0 and abs(diff) < 2 * se:
+    if diff == 0 and margin == 0:
+        verdict = "tie (equal means: neither is better)"
+    elif se > 0 and abs(diff) < 2 * se:
         verdict += " (within 2 s.e.)"
     elif se == 0:
         verdict += " (1 seed: no s.e.)"

@@ -55,6 +55,12 @@ def _table(a, b):
         ({"mean": 0.81, "se": 0.02, "n": 3}, {"mean": 0.8, "se": 0.02, "n": 3}, 0.0, "supported (within 2 s.e.)"),
         ({"mean": 0.79, "se": 0.001, "n": 3}, {"mean": 0.8, "se": 0.001, "n": 3}, 0.02, "supported"),
         ({"mean": 0.9, "se": None, "n": 1}, {"mean": 0.8, "se": None, "n": 1}, 0.0, "supported (1 seed: no s.e.)"),
+        (
+            {"mean": 1.0, "se": 0.0, "n": 3},
+            {"mean": 1.0, "se": 0.0, "n": 3},
+            0.0,
+            "tie (equal means: neither is better)",
+        ),
     ],
 )
 def test_verdict_rule(a, b, margin, verdict):
