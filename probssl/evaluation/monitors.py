@@ -73,6 +73,7 @@ def ridge_probe_accuracy(train_x: Tensor, train_y: Tensor, query_x: Tensor, quer
 
 
 def _quantiles(prefix: str, u: Tensor) -> dict[str, float]:
+    u = u.detach()
     q = torch.quantile(u.double(), torch.tensor([0.1, 0.9], dtype=torch.float64))
     return {f"{prefix}/mean": float(u.mean()), f"{prefix}/q10": float(q[0]), f"{prefix}/q90": float(q[1])}
 
