@@ -271,8 +271,9 @@ def test_the_vmf_family_logs_its_concentration():
     from probssl.evaluation.monitors import posterior_statistics
 
     method = create_method(load_config("vsimclr-digits", overrides=["method.posterior_family=vmf"]), (1, 8, 8))
-    q = method.posterior(torch.rand(12, 1, 8, 8))
-    out = posterior_statistics(method, q, 12)
+    with torch.no_grad():  # as the monitors call it
+        q = method.posterior(torch.rand(12, 1, 8, 8))
+        out = posterior_statistics(method, q, 12)
     assert out["monitor/kappa/mean"] == pytest.approx(float(q.concentration.mean()), rel=1e-5)
     assert "monitor/loc_norm/mean" not in out and "monitor/kl/mean" in out
 
