@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py                       # digits presets, 2 rounds
     OMP_NUM_THREADS=2 python benchmarks/monitor_cost.py --presets simclr-mnist --set data.train_subset=6000
+    python benchmarks/monitor_cost.py --runs runs/claims/mnist/*/seed0     # read finished runs' own logs
 
 For each preset, trains with the monitors every epoch and *no* budget (``train.monitor_budget=null``: every
 epoch measured at the full subset, the worst case), with the default budget (``train.monitor_budget: 0.05``:
@@ -100,13 +101,35 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def share_in_runs(runs: list[Path]) -> list[str]:
+    """The monitors' share of finished runs, read off their own logs (``monitor/seconds_total``, logged since
+    2026-12-07): monitor seconds / (first-to-last record time - monitor seconds). One line per run."""
+    lines = []
+    for run in runs:
+        records = MetricsLog(run / "metrics.jsonl").read()
+        monitored = [r for r in records if "monitor/seconds_total" in r]
+        if not monitored:
+            lines.append(f"{run}: no monitor/seconds_total in its log (trained by a probssl that did not log it yet, or without monitors)")
+            continue
+        spent, span = monitored[-1]["monitor/seconds_total"], records[-1]["time"] - records[0]["time"]
+        lines.append(
+            f"{run}: {len(monitored)} measurements, {spent:.1f} s of monitors in {span:.0f} s from first to last "
+            f"record: {spent / max(span - spent, 1e-9):.2%} of training; {monitored[-1]['monitor/samples']} references"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", type=Path, help="only read these finished runs' logs (trains nothing)")
     parser.add_argument("--presets", nargs="+", default=["simclr-digits", "vsimclr-digits"])
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/monitor-cost"))
     args = parser.parse_args()
+    if args.runs:
+        print("\n".join(share_in_runs(args.runs)))
+        return
     load = [round(x, 2) for x in os.getloadavg()]
     rows = [measure(p, args.overrides, args.rounds) for p in args.presets]
     write_report(args.out, {**report_header("monitor_cost.py", load), "rows": rows}, markdown)
