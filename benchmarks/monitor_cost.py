@@ -109,7 +109,8 @@ def share_in_runs(runs: list[Path]) -> list[str]:
         records = MetricsLog(run / "metrics.jsonl").read()
         monitored = [r for r in records if "monitor/seconds_total" in r]
         if not monitored:
-            lines.append(f"{run}: no monitor/seconds_total in its log (trained by a probssl that did not log it yet, or without monitors)")
+            why = "trained by a probssl that did not log it yet, or without monitors"
+            lines.append(f"{run}: no monitor/seconds_total in its log ({why})")
             continue
         spent, span = monitored[-1]["monitor/seconds_total"], records[-1]["time"] - records[0]["time"]
         lines.append(
