@@ -291,29 +291,27 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def channels_last_reason(setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str) -> str:
-    """Why :func:`use_channels_last` chose what it did, in words (recorded in status.json and environment.json)."""
+def choose_channels_last(
+    setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str
+) -> tuple[bool, str]:
+    """``model.channels_last`` and why, in words (recorded in status.json and environment.json): an explicit
+    true/false wins; ``None`` (auto) picks NHWC for models with 2-D convolutions on CPU, where the convnet's training
+    step measured 25-67 % faster (docs/benchmarks.md, "Channels-last"), and on CUDA under mixed precision, where
+    tensor-core convolutions want NHWC. CUDA fp32 stays NCHW (no measurement here)."""
     if setting is not None:
-        return f"model.channels_last={str(setting).lower()} (set)"
-    has_conv = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
-    if not has_conv:
-        return "auto: no 2-D convolutions -> NCHW (the memory format changes nothing)"
+        return setting, f"model.channels_last={str(setting).lower()} (set)"
+    if not any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules()):
+        return False, "auto: no 2-D convolutions -> NCHW (the memory format changes nothing)"
     if device.type == "cpu":
-        return "auto: convolutions on CPU -> NHWC (the convnet step measured 25-67 % faster; docs/benchmarks.md)"
+        return True, "auto: convolutions on CPU -> NHWC (the convnet step measured 25-67 % faster; docs/benchmarks.md)"
     if precision != "fp32":
-        return f"auto: convolutions on {device.type} under {precision} -> NHWC (tensor-core convolutions want it)"
-    return f"auto: {device.type} fp32 -> NCHW (not measured here)"
+        return True, f"auto: convolutions on {device.type} under {precision} -> NHWC (tensor-core convolutions want it)"
+    return False, f"auto: {device.type} fp32 -> NCHW (not measured here)"
 
 
 def use_channels_last(setting: bool | None, model: torch.nn.Module, device: torch.device, precision: str) -> bool:
-    """``model.channels_last``: an explicit true/false wins; ``None`` (auto) picks NHWC for models with 2-D
-    convolutions on CPU, where the convnet's training step measured 25-67 % faster (docs/benchmarks.md,
-    "Channels-last"), and on CUDA under mixed precision, where tensor-core convolutions
-    want NHWC. CUDA fp32 stays NCHW (no measurement here)."""
-    if setting is not None:
-        return setting
-    has_conv = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
-    return has_conv and (device.type == "cpu" or precision != "fp32")
+    """Whether to train in NHWC: :func:`choose_channels_last` without its reason."""
+    return choose_channels_last(setting, model, device, precision)[0]
 
 
 # ---------------------------------------------------------------------------------------------- compile

@@ -37,12 +37,11 @@ from probssl.train.checkpoint import (
 from probssl.train.conv_guard import guard_cpu_bf16_convs
 from probssl.train.device import (
     autocast,
-    channels_last_reason,
+    choose_channels_last,
     choose_compile,
     choose_precision,
     has_cxx_compiler,
     select_device,
-    use_channels_last,
 )
 from probssl.train.distributed import DistributedContext, barrier, setup_distributed
 from probssl.train.environment import environment_record, with_previous
@@ -223,7 +222,7 @@ class Trainer:
         elif backbone is not None:
             raise TrainingError("give Trainer a method or a backbone, not both (a method holds its backbone)")
         self.method: Method = method.to(self.device)
-        self.channels_last = use_channels_last(
+        self.channels_last, self.channels_last_reason = choose_channels_last(
             self.config.model.channels_last, self.method, self.device, self.precision
         )
         if self.channels_last:
@@ -294,9 +293,7 @@ class Trainer:
             "compile": self.compiled,
             "compile_reason": self.compile_reason,
             "channels_last": self.channels_last,
-            "channels_last_reason": channels_last_reason(
-                self.config.model.channels_last, self.method, self.device, self.precision
-            ),
+            "channels_last_reason": self.channels_last_reason,
             "fp32_convs": self.fp32_convs,
             "world_size": self.dist.world_size,
             "data": self._data_record(),

@@ -35,7 +35,7 @@ def test_a_run_records_its_environment_and_runtime_choices(tmp_path):
 def test_channels_last_reason_says_what_decided():
     import torch
 
-    from probssl.train.device import channels_last_reason, use_channels_last
+    from probssl.train.device import choose_channels_last
 
     conv, mlp = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4, 4)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
@@ -47,8 +47,8 @@ def test_channels_last_reason_says_what_decided():
         (None, conv, cuda, "fp32", "auto: cuda fp32 -> NCHW"),
     ]
     for setting, model, device, precision, reason in cases:
-        assert channels_last_reason(setting, model, device, precision).startswith(reason)
-        nhwc = use_channels_last(setting, model, device, precision)
+        nhwc, why = choose_channels_last(setting, model, device, precision)
+        assert why.startswith(reason)
         assert ("NHWC" in reason or reason.endswith("true (set)")) == nhwc
 
 
