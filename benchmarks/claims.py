@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE / "harness"))
 sys.path.insert(0, str(HERE))
 from machine import machine_info  # noqa: E402
 from results import run_probssl  # noqa: E402
-from uncertainty import score_metrics  # noqa: E402
+from uncertainty import mean_se, score_metrics  # noqa: E402
 
 from probssl.train.logging import read_status  # noqa: E402
 
@@ -168,13 +168,10 @@ def run_one(label: str, dataset: str, seed: int, args) -> Path:
 # ----------------------------------------------------------------------------------------------- aggregation
 
 
-def mean_se(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return None
-    n, mean = len(values), sum(values) / len(values)
-    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) if n > 1 else None
-    return {"mean": mean, "se": se, "n": n}
+def present_mean_se(values: list[float | None]) -> dict | None:
+    """``uncertainty.mean_se`` of the values a run recorded (None and NaN left out); None when there are none."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return mean_se(present) if present else None
 
 
 def flat_numbers(rec: dict) -> dict[str, float]:
@@ -198,7 +195,7 @@ def load_table(records: Path, dataset: str) -> tuple[dict[str, dict[str, dict]],
         if not recs:
             continue
         rows = [flat_numbers(r) for r in recs]
-        table[label] = {k: mean_se([r.get(k) for r in rows]) for k in sorted(set().union(*rows))}
+        table[label] = {k: present_mean_se([r.get(k) for r in rows]) for k in sorted(set().union(*rows))}
         meta[label] = {
             "seeds": [r["seed"] for r in recs],
             "budget": sorted({f"{r['budget']['epochs']} ep x {r['budget']['train_images']} img" for r in recs}),
