@@ -11,6 +11,11 @@ of a 20-epoch cosine run, not a 5-epoch run (whose learning rate would have deca
 is a full run. A method plateaus at the first listed epoch whose linear accuracy is within ``--plateau``
 points (default 0.5) of the last one.
 
+With ``--claims-runs DIR`` (e.g. ``runs/claims``), a method whose claims-suite run ``DIR/DATASET/METHOD/seedS``
+is not yet finished trains *there* (same preset, seed and epochs as ``benchmarks/claims.py``, so the same
+training), and the claims suite later only evaluates it: one run serves both. A claims run that already finished
+kept only its last checkpoints, so the curve then trains its own run under ``--runs``.
+
 Resumable: a finished run is not retrained and an evaluated checkpoint is not re-evaluated (its
 ``eval-epochE.json`` is kept beside the run), an interrupted run continues from its last checkpoint.
 Outputs: ``--out`` (default ``benchmarks/results/learning-curve-DATASET``) ``.json`` and ``.md``.
@@ -69,9 +74,19 @@ def evaluate(run: Path, epoch: int, step: int) -> dict:
     return json.loads(cached.read_text())
 
 
+def run_dir(method: str, args) -> Path:
+    """Where ``method``'s curve trains: the claims suite's run when ``--claims-runs`` is given and that run has not
+    finished (a finished one kept only its last checkpoints), else this benchmark's own ``--runs`` folder."""
+    if args.claims_runs is not None:
+        shared = args.claims_runs / args.dataset / method / f"seed{args.seed}"
+        if read_status(shared)["status"] != "finished":
+            return shared
+    return args.runs / args.dataset / method
+
+
 def curve(method: str, args) -> dict:
     preset = f"{method}-{args.dataset}"
-    run = args.runs / args.dataset / method
+    run = run_dir(method, args)
     train_s = train(preset, run, max(args.epochs), args.seed, args.set)
     ends = last_step_of_each_epoch(run, max(args.epochs))
     points = []
@@ -84,6 +99,7 @@ def curve(method: str, args) -> dict:
     return {
         "method": method,
         "preset": preset,
+        "run": str(run),
         "train_s": round(train_s, 1),
         "points": points,
         "plateau_epoch": plateau,
@@ -117,6 +133,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plateau", type=float, default=0.5, help="points of linear accuracy")
     parser.add_argument("--runs", type=Path, default=HERE.parent / "runs" / "learning-curve")
+    parser.add_argument(
+        "--claims-runs", type=Path, default=None, help="share unfinished runs with claims.py's --runs (runs/claims)"
+    )
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -33,3 +33,26 @@ def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["curves"][0]["train_s"] == 0.0  # nothing retrained
+
+
+def test_curve_trains_in_the_claims_run_unless_that_run_finished(tmp_path):
+    """--claims-runs: an unfinished claims run is shared (trained there, with every epoch kept); a finished one kept
+    only its last checkpoints, so the curve trains its own run."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learning_curve", ROOT / "benchmarks" / "learning_curve.py")
+    lc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lc)
+    args = argparse.Namespace(dataset="mnist", seed=1, runs=tmp_path / "own", claims_runs=tmp_path / "claims")
+    shared = tmp_path / "claims" / "mnist" / "simclr" / "seed1"
+    assert lc.run_dir("simclr", args) == shared  # not started yet: the curve starts it
+    shared.mkdir(parents=True)
+    (shared / "status.json").write_text(json.dumps({"status": "interrupted", "step": 3}))
+    assert lc.run_dir("simclr", args) == shared  # interrupted: the curve resumes it
+    (shared / "status.json").write_text(json.dumps({"status": "finished", "step": 9}))
+    assert lc.run_dir("simclr", args) == tmp_path / "own" / "mnist" / "simclr"
+    assert (
+        lc.run_dir("simclr", argparse.Namespace(**{**vars(args), "claims_runs": None}))
+        == args.runs / "mnist" / "simclr"
+    )
