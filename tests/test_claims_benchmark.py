@@ -23,7 +23,8 @@ def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     rec = json.loads((records / "digits" / "scl-bits-32" / "seed0.json").read_text())
-    assert rec["overrides"] == ["method.latent_dim=32"] and rec["summary"]["representation_bits"] == 32
+    assert rec["overrides"] == ["method.latent_dim=32", "method.epistemic=true"]
+    assert rec["summary"]["representation_bits"] == 32 and "epistemic" in rec["scores"]
     assert rec["budget"]["epochs"] == 1 and rec["budget"]["train_images"] == 300 and rec["seed"] == 0
     assert rec["precision"] in {"fp32", "bf16"} and rec["cpu"]["cores"] >= 1
     simclr = json.loads((records / "digits" / "simclr" / "seed0.json").read_text())
@@ -41,6 +42,35 @@ def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[claims]" not in again.stdout  # nothing trained or evaluated again
     assert before == {p: p.stat().st_mtime_ns for p in records.rglob("*.json")}
+
+
+def test_a_head_fitted_after_the_fact_gives_the_scores_of_a_run_trained_with_it(tmp_path):
+    """--fit-missing-heads on a record trained without the epistemic head adds the same epistemic numbers as the
+    run trained with it (the head changes no weight), marks them, and leaves a record that has them alone."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def suite(name: str, *extra: str) -> Path:
+        records = tmp_path / name / "rec"
+        cmd = [sys.executable, "benchmarks/claims.py", "--datasets", "digits", "--seeds", "0", "--epochs", "1"]
+        cmd += ["--configs", "scl-bits-32", "--style-dim", "4", "--set", "data.train_subset=300", *extra]
+        cmd += ["--records", str(records), "--runs", str(tmp_path / name / "runs"), "--out", str(tmp_path / name)]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return records / "digits" / "scl-bits-32" / "seed0.json"
+
+    with_head = json.loads(suite("with").read_text())
+    path = suite("without", "--set", "method.epistemic=false")
+    assert "epistemic" not in json.loads(path.read_text())["scores"]
+    suite("without", "--fit-missing-heads")
+    after = json.loads(path.read_text())
+    assert after["posthoc_scores"]["scores"] == ["epistemic", "combined"]
+    for kind in ("epistemic", "combined", after["primary_score"]):
+        # 1e-4: the trainer fits the head on its channels-last model, load_run's is contiguous (float rounding of
+        # the features moves a rank correlation by ~3e-6)
+        assert after["scores"][kind] == pytest.approx(with_head["scores"][kind], abs=1e-4), kind
+    written = path.stat().st_mtime_ns
+    suite("without", "--fit-missing-heads")  # nothing left to add: the record is not rewritten
+    assert path.stat().st_mtime_ns == written
 
 
 def _table(a, b):

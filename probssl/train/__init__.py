@@ -12,7 +12,7 @@ from probssl.train.checkpoint import (
 )
 from probssl.train.device import autocast, resolve_precision, select_device, use_channels_last
 from probssl.train.distributed import teardown_distributed
-from probssl.train.logging import MetricsLog, list_runs, read_status, write_status
+from probssl.train.logging import MetricsLog, list_runs, read_status, stale_evaluation, write_status
 from probssl.train.optim import LARS, OPTIMIZERS, build_optimizer, match_state_layout, warmup_cosine
 from probssl.train.trainer import (
     Trainer,
@@ -48,6 +48,7 @@ __all__ = [
     "run_identity",
     "save_checkpoint",
     "select_device",
+    "stale_evaluation",
     "teardown_distributed",
     "to_float_images",
     "use_channels_last",
