@@ -409,6 +409,72 @@ def dataset_section(dataset: str, table: dict, meta: dict, verdicts: list[dict],
     return lines + [""]
 
 
+EVAL_ONLY_SCORES = {"mc_dispersion", "knn_distance", "density"}  # computed by the evaluation, not by the model
+TIE_AUROC = 0.01  # mean OOD AUROCs closer than this are a tie, broken by misclassification AUROC
+
+
+def score_stats(tables: dict[str, dict], config: str, score: str) -> dict:
+    """One score of one config over every dataset recorded: its OOD AUROC per set ("DATASET/other", ".../noise",
+    mean over seeds), their mean and minimum, and the mean misclassification AUROC."""
+    sets, misclf = {}, []
+    for dataset, table in tables.items():
+        row = table.get(config, {})
+        for kind in ("other", "noise"):
+            if (x := row.get(f"{score}/ood_auroc/{kind}")) is not None:
+                sets[f"{dataset}/{kind}"] = x["mean"]
+        if (x := row.get(f"{score}/misclf_auroc")) is not None:
+            misclf.append(x["mean"])
+    return {
+        "ood_by_set": sets,
+        "mean_ood": sum(sets.values()) / len(sets) if sets else None,
+        "min_ood": min(sets.values()) if sets else None,
+        "misclf": sum(misclf) / len(misclf) if misclf else None,
+    }
+
+
+def default_rule(tables: dict[str, dict], metas: dict[str, dict]) -> dict[str, dict]:
+    """{config: the evidence for its default score}: among the scores the model itself reports (its posterior
+    family's and its heads'; not the evaluation's kNN distance, density or MC dispersion, which need the training
+    set or its labels at test time), the highest mean OOD AUROC over every recorded set; within ``TIE_AUROC`` of it,
+    the higher misclassification AUROC. ``current`` is the default the records were evaluated with."""
+    out = {}
+    for config in [c for c in CONFIGS if any(c in t for t in tables.values())]:
+        names = {k.split("/ood_auroc/")[0] for t in tables.values() for k in t.get(config, {}) if "/ood_auroc/" in k}
+        stats = {n: score_stats(tables, config, n) for n in sorted(names - {"default"})}
+        own = [n for n in stats if n not in EVAL_ONLY_SCORES and stats[n]["mean_ood"] is not None]
+        if not own:
+            continue
+        best = max(stats[n]["mean_ood"] for n in own)
+        tied = [n for n in own if stats[n]["mean_ood"] >= best - TIE_AUROC]
+        choice = max(tied, key=lambda n: (stats[n]["misclf"] or 0.0, stats[n]["mean_ood"]))
+        current = sorted({m[config]["primary_score"] for m in metas.values() if config in m})
+        out[config] = {"current": current, "rule": choice, "scores": stats}
+    return out
+
+
+def default_rule_section(rule: dict[str, dict]) -> list[str]:
+    def cells(st: dict | None) -> list[str]:
+        if not st or st["mean_ood"] is None:
+            return ["–", "–", "–"]
+        return [f"{st['mean_ood']:.3f}", f"{st['min_ood']:.3f}", "–" if st["misclf"] is None else f"{st['misclf']:.3f}"]
+
+    rows = []
+    for config, r in rule.items():
+        current = r["current"][0] if len(r["current"]) == 1 else "/".join(r["current"])
+        sets = len(r["scores"][r["rule"]]["ood_by_set"])
+        rows.append([config, current, *cells(r["scores"].get(current)), r["rule"], *cells(r["scores"][r["rule"]]),
+                     *cells(r["scores"].get("knn_distance")), str(sets)])  # fmt: skip
+    head = ["config", "default", "mean OOD", "min OOD", "misclf.", "rule's choice", "mean OOD", "min OOD", "misclf."]
+    text = (
+        "Default-score evidence: each config's current default against the rule's choice among the scores the model "
+        f"reports itself (highest mean OOD AUROC over the recorded sets; within {TIE_AUROC} of it, the higher "
+        "misclassification AUROC), with the evaluation's kNN distance for reference:"
+    )
+    return ["## Default scores", "", text, ""] + markdown_table(
+        [*head, "kNN mean OOD", "kNN min OOD", "kNN misclf.", "OOD sets"], rows
+    )
+
+
 def completeness(args) -> list[str]:
     rows = []
     for dataset in args.datasets:
@@ -448,13 +514,17 @@ def report(args) -> dict:
     lines = ["# The papers' claims at a real budget", "", f"Command: `{payload['command']}`. Records: `{shown}` (one "
              "per run: its budget, seed, precision, CPU, dates and timings). Mean ± s.e. over the recorded seeds; "
              "'(supervised)' marks methods that use the labels while pretraining.", "", *machines(records), ""]  # fmt: skip
+    tables, metas = {}, {}
     for dataset in args.datasets:
         table, meta = load_table(args.records, dataset)
         if not table:
             continue
+        tables[dataset], metas[dataset] = table, meta
         verdicts = vcl_claims(table) + scl_claims(table) + simvae_claims(table, args.style_dim)
         payload["datasets"][dataset] = {"table": table, "meta": meta, "claims": verdicts}
         lines += dataset_section(dataset, table, meta, verdicts, args)
+    payload["default_scores"] = default_rule(tables, metas)
+    lines += [*default_rule_section(payload["default_scores"]), ""]
     lines += ["## Completeness", "", *completeness(args), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
