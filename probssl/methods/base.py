@@ -177,8 +177,12 @@ class Method(nn.Module):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     #: The family ``posterior()`` returns (an instance may set its own, as SCL does per latent).
     posterior_class: ClassVar[type[Posterior]] = PointMass
-    #: The posterior score reported as "the" uncertainty; None: the posterior family's default.
+    #: The score reported as "the" uncertainty: a posterior score or a head's (e.g. ``epistemic``); None: the
+    #: posterior family's default. A head's score applies once the head is fitted (when training ends).
     default_uncertainty: ClassVar[str | None] = None
+    #: The evidence-chosen posterior score: the default until a head's score is available, and the aleatoric part
+    #: of ``combined``; None: ``default_uncertainty`` when it is a posterior score, else the family's default.
+    posterior_uncertainty: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -343,11 +347,13 @@ class Method(nn.Module):
         self.train(was_training)
 
     def aleatoric_kind(self) -> str:
-        """The posterior score the combined score uses: the method CLASS's evidence-chosen default when it is a
-        posterior score (a config's ``uncertainty_score`` does not change it), else the family's default."""
+        """The posterior score the combined score uses and the default falls back to before a head is fitted: the
+        method CLASS's evidence-chosen posterior score (``posterior_uncertainty``, else ``default_uncertainty``) when
+        the family has it (a config's ``uncertainty_score`` does not change it), else the family's default."""
         kinds = self.posterior_class.uncertainty_kinds()
-        default = type(self).default_uncertainty
-        return default if default in kinds else kinds[0]
+        cls = type(self)
+        chosen = next((k for k in (cls.posterior_uncertainty, cls.default_uncertainty) if k in kinds), kinds[0])
+        return chosen
 
     def _density_scores(self, images: Tensor, features: Tensor) -> dict[str, Tensor]:
         density = self.feature_density.distance(features)
@@ -421,10 +427,10 @@ class Method(nn.Module):
 
     def uncertainty_kinds(self) -> list[str]:
         """Every score of this method: the posterior family's and the extra ones, the method's default first
-        (``default_uncertainty`` when it is available, else the family's default)."""
+        (``default_uncertainty`` when it is available, e.g. a head's once fitted, else :meth:`aleatoric_kind`)."""
         kinds = [*self.posterior_class.uncertainty_kinds(), *self.extra_uncertainty_kinds()]
-        default = self.default_uncertainty
-        return [default, *(k for k in kinds if k != default)] if default in kinds else kinds
+        default = self.default_uncertainty if self.default_uncertainty in kinds else self.aleatoric_kind()
+        return [default, *(k for k in kinds if k != default)]
 
     @_checks_input
     @torch.no_grad()

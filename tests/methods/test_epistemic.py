@@ -52,3 +52,20 @@ def test_an_unknown_default_score_is_one_clear_error(tmp_path):
     config = load_config("vsimclr-digits", overrides=overrides)
     with pytest.raises(ConfigError, match="need method.epistemic=true"):
         Trainer(config, tmp_path / "r")
+
+
+def test_a_heads_default_falls_back_to_the_evidence_chosen_posterior_score_until_fitted(monkeypatch):
+    """default_uncertainty may name a head's score; until the head is fitted the default (and always the aleatoric
+    part of `combined`) is posterior_uncertainty, not the family's own default."""
+    from probssl.methods import create_method
+    from probssl.methods.scl import SCL
+
+    monkeypatch.setattr(SCL, "default_uncertainty", "epistemic")
+    monkeypatch.setattr(SCL, "posterior_uncertainty", "trace")
+    method = create_method(load_config("scl-gaussian-digits", overrides=["method.epistemic=true"]), (1, 8, 8))
+    assert method.posterior_class.default_uncertainty == "sigma_mean"  # the family's, which must not be used
+    assert method.uncertainty_kinds()[0] == "trace" and method.aleatoric_kind() == "trace"
+    method.on_train_end(torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8))
+    assert method.uncertainty_kinds()[:1] == ["epistemic"] and method.aleatoric_kind() == "trace"
+    x = torch.rand(4, 1, 8, 8)
+    torch.testing.assert_close(method.uncertainty(x), method.uncertainty(x, "epistemic"))
