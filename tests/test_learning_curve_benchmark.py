@@ -18,6 +18,7 @@ def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
+    assert report["command"].startswith("OMP_NUM_THREADS=1 python benchmarks/learning_curve.py --dataset digits")
     (c,) = report["curves"]
     run = runs / "digits" / "simclr"
     steps_per_epoch = json.loads((run / "eval-epoch1.json").read_text())["step"]

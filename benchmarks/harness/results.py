@@ -23,9 +23,13 @@ def run_probssl(*args: str) -> None:
 
 
 def report_header(script: str, load_before: list[float]) -> dict:
-    """The command line (as rerun with 2 threads) and the machine, with the load average taken before measuring."""
+    """The command line (with the OMP_NUM_THREADS it ran with, when set) and the machine, with the load average taken
+    before measuring."""
+    threads = os.environ.get("OMP_NUM_THREADS")
     return {
-        "command": f"OMP_NUM_THREADS=2 python benchmarks/{script} " + " ".join(sys.argv[1:]),
+        "command": (f"OMP_NUM_THREADS={threads} " if threads else "")
+        + f"python benchmarks/{script} "
+        + " ".join(sys.argv[1:]),
         "machine": machine_info(int(os.environ.get("OMP_NUM_THREADS", "2")), {"load_1_5_15": load_before}, {}),
     }
 
