@@ -125,7 +125,7 @@ def _scores(**by_score):
     return row
 
 
-def test_default_rule_picks_the_models_own_best_ood_score_and_breaks_ties_by_misclassification():
+def test_default_rule_picks_the_models_own_best_worst_case_score():
     tables = {
         "mnist": {
             "simvae": _scores(
@@ -135,20 +135,40 @@ def test_default_rule_picks_the_models_own_best_ood_score_and_breaks_ties_by_mis
                 knn_distance=(1.0, 1.0, 0.9),
             ),  # fmt: skip
             "vae": _scores(log_det_cov=(0.8, 0.99, 0.5), epistemic=(0.995, 1.0, 0.7), combined=(1.0, 1.0, 0.6)),
+            "scl-gaussian": _scores(
+                trace=(0.9, 0.95, 0.5), sigma_mean=(0.905, 0.99, 0.5), log_det_cov=(0.85, 1.0, 0.6)
+            ),
         },
         "fashion-mnist": {
-            "simvae": _scores(log_det_cov=(0.5, 0.5, 0.6), epistemic=(0.9, 1.0, 0.6), combined=(0.8, 1.0, 0.7))
+            "simvae": _scores(log_det_cov=(0.03, 0.7, 0.6), epistemic=(0.9, 1.0, 0.6), combined=(0.8, 1.0, 0.7))
         },
     }
-    metas = {d: {c: {"primary_score": "log_det_cov"} for c in t} for d, t in tables.items()}
+    metas = {
+        d: {c: {"primary_score": "epistemic", "evaluated_with": ["log_det_cov"]} for c in t} for d, t in tables.items()
+    }
     rule = claims.default_rule(tables, metas)
     simvae = rule["simvae"]
-    # over 4 sets: epistemic 0.9725 beats combined 0.95 by more than the tie margin; kNN is not the model's own
-    assert simvae["rule"] == "epistemic" and simvae["current"] == ["log_det_cov"]
+    # worst set: epistemic 0.9 beats combined 0.8 (whose mean is the higher on MNIST); kNN is not the model's own
+    assert simvae["rule"] == "epistemic" and simvae["evaluated_with"] == ["log_det_cov"]
+    assert simvae["current"] == ["epistemic"]
     assert simvae["scores"]["epistemic"]["ood_by_set"] == {
         "mnist/other": 0.99, "mnist/noise": 1.0, "fashion-mnist/other": 0.9, "fashion-mnist/noise": 1.0
     }  # fmt: skip
-    assert simvae["scores"]["log_det_cov"]["min_ood"] == 0.4
-    assert rule["vae"]["rule"] == "epistemic"  # 0.9975 within 0.01 of combined's 1.0, better misclassification
+    assert simvae["scores"]["log_det_cov"]["min_ood"] == 0.03
+    assert rule["vae"]["rule"] == "epistemic"  # worst set 0.995 within 0.01 of combined's 1.0: the single score
+    assert rule["scl-gaussian"]["rule"] == "sigma_mean"  # 0.9 and 0.905 tie, no epistemic: the higher mean (0.9475)
     lines = "\n".join(claims.default_rule_section(rule))
-    assert "| simvae | log_det_cov | 0.525 | 0.400 | 0.600 | epistemic | 0.973 | 0.900 | 0.610 | 1.000 |" in lines
+    mean = f"{(0.4 + 0.7 + 0.03 + 0.7) / 4:.3f}"
+    row = f"| simvae | log_det_cov | {mean} | 0.030 | 0.600 | epistemic | 0.973 | 0.900 | 0.610 | 1.000 | 1.000 | 0.900 | 4 |"
+    assert row + " epistemic |" in lines
+
+
+def test_the_report_reads_every_record_with_the_librarys_default_now():
+    """A record keeps the default it was evaluated with; the report's default columns use this probssl's."""
+    assert claims.library_default("simclr", "mnist") == "knn_distance"
+    assert claims.library_default("vsimclr", "fashion-mnist") == "epistemic"
+    for label in ("scl-bernoulli", "scl-gaussian", "simvae", "vae", "beta-vae", "cr-vae", "scl-bits-32"):
+        assert claims.library_default(label, "digits") == "epistemic", label
+    rec = {"config": "simvae", "dataset": "mnist", "summary": {}, "primary_score": "log_det_cov"}
+    rec["scores"] = {"log_det_cov": {"ood_auroc/other": 0.03}, "epistemic": {"ood_auroc/other": 0.99}}
+    assert claims.flat_numbers(rec)["default/ood_auroc/other"] == 0.99

@@ -12,7 +12,7 @@ images as the reference set and half as many validation images as queries -- the
 * probabilistic methods: the mean, 10 % and 90 % quantiles of the method's default uncertainty score and of its
   ``log_det_cov`` when the family has one, and ``monitor/ood_auroc_noise``: the default score's AUROC against
   uniform noise -- a cheap canary (an inverted score shows up in the first epoch). Before training ends the
-  default is the posterior family's (a feature density, when the method carries one, is fitted only at the end).
+  default is the method's posterior score (a feature density, when the method carries one, is fitted only at the end).
   The same quantiles of the posterior's parameters (:func:`posterior_statistics`): sigma, ||m|| or kappa, and the
   method's KL term per image;
 * ``monitor/samples``: the reference images used (see the budget below); ``monitor/seconds``: what the measurement
