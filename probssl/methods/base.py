@@ -31,7 +31,7 @@ A nested call (``represent`` -> ``posterior``) is checked once.
 
 Scores that are not a property of the posterior family (such as the predicted loss) come from
 ``extra_uncertainty(images) -> {name: [N]}`` and ``extra_uncertainty_kinds()``; evaluation reads these next
-to the family's ``uncertainty_kinds()`` (``uncertainty(images, kind)`` stays the posterior's scores only).
+to the family's ``uncertainty_kinds()``; ``uncertainty(images, kind)`` returns either kind.
 """
 
 from __future__ import annotations
@@ -160,6 +160,24 @@ def _batch_statistics_only(module: nn.Module) -> Iterator[None]:
     finally:
         for m in layers:
             m.track_running_stats = True
+
+
+#: The epistemic head is fitted on at most this many training images: every image of MNIST-, CIFAR- or STL-sized
+#: data, and a bounded sample of ImageNet-sized data (1.28M x 2048 float64 features would need ~20 GB).
+DENSITY_FIT_IMAGES = 100_000
+
+
+def density_fit_batches(n: int, batch_size: int, limit: int | None = None, seed: int = 0) -> list[int]:
+    """Start indices of the contiguous batches ``[i, i + batch_size)`` the head is fitted on: all of them when the
+    ``n`` images fit in ``limit`` (default ``DENSITY_FIT_IMAGES``), else a seeded random choice of batches holding
+    about ``limit`` images, in order (contiguous slices, so a streamed split is read in blocks)."""
+    limit = DENSITY_FIT_IMAGES if limit is None else limit
+    starts = list(range(0, n, batch_size))
+    if n <= limit:
+        return starts
+    keep = max(1, -(-limit // batch_size))
+    chosen = torch.randperm(len(starts), generator=torch.Generator().manual_seed(seed))[:keep]
+    return [starts[i] for i in sorted(chosen.tolist())]
 
 
 class Method(nn.Module):
@@ -313,10 +331,13 @@ class Method(nn.Module):
         return self.loss_predictor.training_loss(pred, target.expand_as(pred))
 
     def match_state(self, state: dict) -> None:
-        """Drop optional heads a checkpoint has no weights for (e.g. a feature density, on by default since
-        probssl 0.2, in a run written before it), so ``load_state_dict(state)`` fits."""
+        """Fit the optional feature-density head to a checkpoint, so ``load_state_dict(state)`` fits: drop it when
+        the checkpoint has none (a run written before the method's default carried it), attach it when the
+        checkpoint has one (a run written with ``method.epistemic: true``, resumed without)."""
         if self.feature_density is not None and "feature_density.fitted" not in state:
             self.feature_density = None
+        elif self.feature_density is None and "feature_density.fitted" in state:
+            self.attach_feature_density()
 
     def attach_feature_density(self) -> None:
         """Carry an epistemic density of the backbone features (``method.epistemic: true``), fitted by
@@ -325,20 +346,18 @@ class Method(nn.Module):
 
     def on_train_end(self, images: Tensor, batch_size: int = 512) -> None:
         """Called by the trainer when training finishes, before the final checkpoint, with the training images
-        (uint8 [N, C, H, W]): fits the feature density and the scales of the combined score (if attached)."""
+        (uint8 [N, C, H, W]): fits the feature density and the scales of the combined score (if attached), on at
+        most ``DENSITY_FIT_IMAGES`` of them (:func:`density_fit_batches`)."""
         if self.feature_density is None:
             return
         was_training = self.training
         self.eval()
         feats, aleatoric = [], []
         with torch.no_grad():
-            for i in range(0, len(images), batch_size):
+            for i in density_fit_batches(len(images), batch_size):
                 x = to_float_images(images[i : i + batch_size])
-                f = self.forward_features(x)
-                feats.append(f.float().cpu())
-                if (
-                    self.probabilistic
-                ):  # posterior() runs the backbone a second time (no features -> posterior hook yet)
+                feats.append(self.forward_features(x).float().cpu())
+                if self.probabilistic:  # posterior() runs the backbone a second time (it takes images)
                     aleatoric.append(self.posterior(x).uncertainty(self.aleatoric_kind()).float().cpu())
             features = torch.cat(feats)
             self.feature_density.fit(features)

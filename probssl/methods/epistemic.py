@@ -2,7 +2,8 @@
 when training ends, stored as buffers (so checkpoints, ``load_run`` and exports carry it), and a combined
 aleatoric + epistemic score.
 
-``method.epistemic: true`` (contrastive methods) attaches a :class:`FeatureDensity`. When training finishes,
+``method.epistemic: true`` (the default of VSimCLR, VSupCon, SCL and the VAE family) attaches a
+:class:`FeatureDensity`. When training finishes,
 the trainer calls ``method.on_train_end(images)``: the backbone features of the training images are fitted with
 ONE Gaussian (label-free, as befits self-supervised training; Ledoit-Wolf shrinkage), and the training-set mean
 and standard deviation of two scores are recorded so they can be put on one scale:
@@ -10,7 +11,8 @@ and standard deviation of two scores are recorded so they can be put on one scal
 * ``epistemic`` -- squared Mahalanobis distance of the backbone features to the training mean (epistemic: far
   from the training data);
 * ``combined`` -- z(aleatoric) + z(epistemic), each z-scored with the TRAINING split's mean and std, where
-  the aleatoric score is the method's default posterior score (e.g. VSimCLR's ``log_det_cov``).
+  the aleatoric score is the method's evidence-chosen posterior score (``Method.aleatoric_kind()``, e.g.
+  VSimCLR's ``log_det_cov``).
 
 Both are ``method.uncertainty(images, kind)`` kinds (``extra_uncertainty``); ``combined`` becomes the method's
 default score when the config says so (the ``uncertainty-*`` presets).

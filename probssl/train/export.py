@@ -116,7 +116,7 @@ def model_card(record: dict, metrics: dict | None, method: Method) -> str:
         "",
         "## Uncertainty",
         "",
-        f"`uncertainty()` returns the `{method.uncertainty_kinds()[0]}` score of its posterior family "
+        f"`uncertainty()` returns the method's default score, `{method.uncertainty_kinds()[0]}` "
         f"({', '.join(method.uncertainty_kinds())} are available).",
     ]
     if metrics:

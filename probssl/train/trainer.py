@@ -101,6 +101,9 @@ def run_identity(config: Config) -> dict:
 
 # The training budget: a run may be continued with a larger one (``--resume auto --set train.epochs=N``).
 BUDGET_KEYS = ("train.epochs", "train.max_steps")
+# A head fitted after training changes no weight: on resume the checkpoint decides whether the run carries it
+# (``Method.match_state``), so a run started before a method's default changed resumes with today's preset.
+HEAD_KEYS = ("method.epistemic",)
 
 
 def identity_differences(saved: Config, current: Config, ignore: Sequence[str] = ()) -> list[str]:
@@ -326,7 +329,7 @@ class Trainer:
                 raise TrainingError(str(err)) from None
         if config_file.exists():
             saved = from_dict(yaml.safe_load(config_file.read_text()), migrate=True)
-            differences = identity_differences(saved, self.config, ignore=BUDGET_KEYS)
+            differences = identity_differences(saved, self.config, ignore=(*BUDGET_KEYS, *HEAD_KEYS))
             if differences:
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different config ({config_file}: "
@@ -343,6 +346,7 @@ class Trainer:
             path = self._resume_path(resume, ckpt_dir)
             if path is not None:
                 self._restore(load_checkpoint(path), path)
+                self._config_follows_the_checkpoints_heads()
                 self.echo(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
             elif self.dist.is_main:
                 self.log.clear()  # killed before its first checkpoint: the run starts again at step 0
@@ -352,6 +356,14 @@ class Trainer:
             config_file.write_text(to_yaml(self.config))
             env_file = self.run_dir / "environment.json"
             write_json_atomic(env_file, with_previous(environment_record(self.runtime_record()), env_file, self.step))
+
+    def _config_follows_the_checkpoints_heads(self) -> None:
+        """After a resume, ``method.epistemic`` says what the checkpoint carries (see ``HEAD_KEYS``), so the
+        config.yaml written next describes the run."""
+        has_head = getattr(self.method, "feature_density", None) is not None
+        if self.config.method.epistemic != has_head:
+            self.echo(f"method.epistemic={has_head}: as the checkpoint (the run keeps the head it started with)")
+            self.config.method.epistemic = has_head
 
     def _resume_path(self, resume: str, ckpt_dir: Path) -> Path | None:
         """``auto`` -> the latest checkpoint (None: start fresh); a run folder -> its latest; else a checkpoint."""
@@ -372,7 +384,8 @@ class Trainer:
     def _restore(self, state: TrainingState, path: Path) -> None:
         """Load a checkpoint into the trainer; one that does not fit this run (another config, edited weights,
         optimiser groups or RNG state) is a :class:`CheckpointError` naming ``path``; no file of the run changes."""
-        differences = identity_differences(from_dict(state.config, migrate=True), self.config, ignore=BUDGET_KEYS)
+        saved = from_dict(state.config, migrate=True)
+        differences = identity_differences(saved, self.config, ignore=(*BUDGET_KEYS, *HEAD_KEYS))
         if differences:
             raise CheckpointError(
                 f"{path} was written by a run with a different config ({'; '.join(differences[:5])}); "

@@ -69,3 +69,16 @@ def test_a_heads_default_falls_back_to_the_evidence_chosen_posterior_score_until
     assert method.uncertainty_kinds()[:1] == ["epistemic"] and method.aleatoric_kind() == "trace"
     x = torch.rand(4, 1, 8, 8)
     torch.testing.assert_close(method.uncertainty(x), method.uncertainty(x, "epistemic"))
+
+
+def test_the_head_is_fitted_on_all_images_up_to_a_limit_then_on_a_seeded_sample_of_batches():
+    from probssl.methods.base import DENSITY_FIT_IMAGES, density_fit_batches
+
+    assert density_fit_batches(1000, 256) == [0, 256, 512, 768]  # all of a small split
+    assert len(density_fit_batches(DENSITY_FIT_IMAGES, 512)) == -(-DENSITY_FIT_IMAGES // 512)
+    sample = density_fit_batches(1_281_167, 512)  # ImageNet-sized: ~DENSITY_FIT_IMAGES images, in order
+    assert len(sample) == -(-DENSITY_FIT_IMAGES // 512) and sample == sorted(set(sample))
+    assert all(s % 512 == 0 and s < 1_281_167 for s in sample) and sample == density_fit_batches(1_281_167, 512)
+    assert sample[-1] > 640_000  # spread over the split, not its first blocks
+    assert density_fit_batches(1000, 100, limit=250) == sorted(density_fit_batches(1000, 100, limit=250))
+    assert len(density_fit_batches(1000, 100, limit=250)) == 3

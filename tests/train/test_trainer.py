@@ -171,6 +171,27 @@ def test_resume_may_change_operational_settings_only(tmp_path):
         Trainer(_config(extra=["train.epochs=1", "train.seed=3"]), tmp_path / "r", resume="auto")
 
 
+@pytest.mark.parametrize(("started", "resumed"), [("false", "true"), ("true", "false")])
+def test_a_run_resumes_with_the_head_it_started_with(tmp_path, started, resumed):
+    """method.epistemic may differ on resume (a method's default changed, or a user's --set): the checkpoint
+    decides whether the run carries the head, config.yaml says so, and the run finishes with a fitted head or none."""
+    import yaml
+
+    run = tmp_path / "r"
+    Trainer(_config("scl-gaussian-digits", ["train.epochs=1", f"method.epistemic={started}"]), run).fit()
+    extra = ["train.epochs=2", f"method.epistemic={resumed}"]
+    trainer = Trainer(_config("scl-gaussian-digits", extra), run, resume="auto")
+    assert trainer.step == 4 and trainer.config.method.epistemic is (started == "true")
+    trainer.fit()
+    assert yaml.safe_load((run / "config.yaml").read_text())["method"]["epistemic"] is (started == "true")
+    _, method, state = load_run(run)
+    assert state.step == 8
+    if started == "true":
+        assert bool(method.feature_density.fitted) and method.uncertainty_kinds()[0] == "epistemic"
+    else:
+        assert method.feature_density is None and method.uncertainty_kinds()[0] == "trace"
+
+
 def test_clean_first_view_feeds_the_raw_image(tmp_path):
     trainer = Trainer(_config("cr-vae-digits", ["augment.clean_first_view=true"]), tmp_path / "c")
     seen = {}
