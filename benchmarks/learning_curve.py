@@ -12,7 +12,7 @@ is a full run. A method plateaus at the first listed epoch whose linear accuracy
 points (default 0.5) of the last one.
 
 With ``--claims-runs DIR`` (e.g. ``runs/claims``), a method whose claims-suite run ``DIR/DATASET/METHOD/seedS``
-is not yet finished trains *there* (same preset, seed and epochs as ``benchmarks/claims.py``, so the same
+is not yet finished (or was trained by a curve: it kept every epoch) trains *there* (same preset, seed and epochs as ``benchmarks/claims.py``, so the same
 training), and the claims suite later only evaluates it: one run serves both. A claims run that already finished
 kept only its last checkpoints, so the curve then trains its own run under ``--runs``.
 
@@ -76,10 +76,12 @@ def evaluate(run: Path, epoch: int, step: int) -> dict:
 
 def run_dir(method: str, args) -> Path:
     """Where ``method``'s curve trains: the claims suite's run when ``--claims-runs`` is given and that run has not
-    finished (a finished one kept only its last checkpoints), else this benchmark's own ``--runs`` folder."""
+    finished or kept every epoch's checkpoint (a curve trained it), else this benchmark's own ``--runs`` folder (a
+    run the claims suite finished kept only its last checkpoints)."""
     if args.claims_runs is not None:
         shared = args.claims_runs / args.dataset / method / f"seed{args.seed}"
-        if read_status(shared)["status"] != "finished":
+        kept = len(list((shared / "checkpoints").glob("step-*")))
+        if read_status(shared)["status"] != "finished" or kept >= max(args.epochs):
             return shared
     return args.runs / args.dataset / method
 

@@ -37,22 +37,28 @@ def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
 
 
 def test_curve_trains_in_the_claims_run_unless_that_run_finished(tmp_path):
-    """--claims-runs: an unfinished claims run is shared (trained there, with every epoch kept); a finished one kept
-    only its last checkpoints, so the curve trains its own run."""
+    """--claims-runs: an unfinished claims run is shared (trained there, with every epoch kept), and stays shared once
+    finished; one the claims suite finished kept only its last checkpoints, so the curve trains its own run."""
     import argparse
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("learning_curve", ROOT / "benchmarks" / "learning_curve.py")
     lc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lc)
-    args = argparse.Namespace(dataset="mnist", seed=1, runs=tmp_path / "own", claims_runs=tmp_path / "claims")
+    args = argparse.Namespace(
+        dataset="mnist", seed=1, runs=tmp_path / "own", claims_runs=tmp_path / "claims", epochs=[1, 2, 3]
+    )
     shared = tmp_path / "claims" / "mnist" / "simclr" / "seed1"
     assert lc.run_dir("simclr", args) == shared  # not started yet: the curve starts it
     shared.mkdir(parents=True)
     (shared / "status.json").write_text(json.dumps({"status": "interrupted", "step": 3}))
     assert lc.run_dir("simclr", args) == shared  # interrupted: the curve resumes it
     (shared / "status.json").write_text(json.dumps({"status": "finished", "step": 9}))
+    for step in (6, 9):  # the claims suite keeps its last two checkpoints
+        (shared / "checkpoints" / f"step-{step:08d}").mkdir(parents=True)
     assert lc.run_dir("simclr", args) == tmp_path / "own" / "mnist" / "simclr"
+    (shared / "checkpoints" / "step-00000003").mkdir()  # every epoch kept: a curve trained it, and reads it again
+    assert lc.run_dir("simclr", args) == shared
     assert (
         lc.run_dir("simclr", argparse.Namespace(**{**vars(args), "claims_runs": None}))
         == args.runs / "mnist" / "simclr"
