@@ -440,6 +440,9 @@ class Method(nn.Module):
         """[N, C, H, W] -> the score ``kind`` [N] (default: the method's ``uncertainty_kinds()[0]``): a posterior
         score, or one of ``extra_uncertainty_kinds()`` (predicted loss, density, combined)."""
         kind = kind or self.uncertainty_kinds()[0]
+        if kind == "epistemic" and kind in self.extra_uncertainty_kinds():
+            with torch.no_grad():  # one backbone pass (extra_uncertainty also makes `combined`, which runs two)
+                return self.feature_density.distance(self.forward_features(images))
         if kind in self.extra_uncertainty_kinds():
             return self.extra_uncertainty(images)[kind]
         return self.posterior(images).uncertainty(kind)

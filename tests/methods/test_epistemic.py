@@ -82,3 +82,19 @@ def test_the_head_is_fitted_on_all_images_up_to_a_limit_then_on_a_seeded_sample_
     assert sample[-1] > 640_000  # spread over the split, not its first blocks
     assert density_fit_batches(1000, 100, limit=250) == sorted(density_fit_batches(1000, 100, limit=250))
     assert len(density_fit_batches(1000, 100, limit=250)) == 3
+
+
+def test_the_epistemic_default_runs_the_backbone_once(run):
+    """method.uncertainty(x) with the head's score as default: the same numbers as extra_uncertainty's, from one
+    backbone pass (extra_uncertainty also builds `combined`, which needs the posterior's own pass)."""
+    _, method, _ = load_run(run)
+    method.default_uncertainty = "epistemic"
+    calls = []
+    handle = method.backbone.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.rand(6, 1, 8, 8)
+    try:
+        u = method.uncertainty(x)
+        assert len(calls) == 1
+        torch.testing.assert_close(u, method.extra_uncertainty(x)["epistemic"])
+    finally:
+        handle.remove()
