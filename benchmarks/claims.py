@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 from machine import machine_info  # noqa: E402
 from results import run_probssl  # noqa: E402
-from uncertainty import mean_se, score_metrics  # noqa: E402
+from uncertainty import default_score, mean_se, score_metrics  # noqa: E402
 
 from probssl.evaluation import skip_names  # noqa: E402
 from probssl.train.logging import read_status  # noqa: E402
@@ -104,18 +104,20 @@ def train(run: Path, preset: str, overrides: list[str], args) -> float:
     return time.perf_counter() - tic
 
 
+def protocol_sets(dataset: str) -> dict[str, tuple[str, ...]]:
+    """The uncertainty protocol's OOD and retrieval sets of a dataset's runs: the other dataset (when there is one)
+    and uniform noise."""
+    other = OTHER[dataset]
+    if other == "noise":
+        return {"ood": ("noise",), "retrieval": ()}
+    return {"ood": (other, "noise"), "retrieval": (other,)}
+
+
 def evaluate(run: Path, dataset: str, args) -> dict:
     from probssl.evaluation import evaluate_run
 
-    other = OTHER[dataset]
     extra = {"style_at_dim": {"dims": [args.style_dim]}, "quantized": {"bits": list(SCL_BITS)}}
-    return evaluate_run(
-        run,
-        ood=[other, "noise"] if other != "noise" else ["noise"],
-        retrieval=(other,) if other != "noise" else (),
-        extra=extra,
-        **EVAL,
-    )
+    return evaluate_run(run, extra=extra, **protocol_sets(dataset), **EVAL)
 
 
 def record_of(m: dict, label: str, run: Path, seconds: dict, other: str) -> dict:
@@ -203,8 +205,7 @@ def fit_head_after_the_fact(path: Path, args) -> bool:
         "default",
         config.eval,
         **{**EVAL, "skip": skip},
-        ood=(other, "noise") if other != "noise" else ("noise",),
-        retrieval=(other,) if other != "noise" else (),
+        **protocol_sets(rec["dataset"]),
         precision=choose_precision(config.train.precision, torch.device("cpu")).precision,
     )
     m = evaluate_method(method, splits, opts, "cpu", config=config)
@@ -244,17 +245,10 @@ SHAPES = {"digits": (1, 8, 8)}  # the image shape a config's method is built for
 
 @functools.cache
 def library_default(label: str, dataset: str) -> str:
-    """The score this probssl reports by default for a config's runs (``benchmarks/uncertainty.py``'s rule); a
-    record keeps the one it was evaluated with as ``primary_score``, which changes when a default does."""
-    from probssl.config import load_config
-    from probssl.methods import create_method
-
+    """The score this probssl reports by default for a config's runs (``uncertainty.default_score``); a record
+    keeps the one it was evaluated with as ``primary_score``, which changes when a default does."""
     preset, overrides = CONFIGS[label]
-    config = load_config(preset.format(d=dataset), overrides=overrides)
-    method = create_method(config, SHAPES.get(dataset, (1, 28, 28)))
-    if config.method.epistemic:  # the head's scores exist once it is fitted: the default as configured
-        return config.method.uncertainty_score or type(method).default_uncertainty or method.uncertainty_kinds()[0]
-    return method.uncertainty_kinds()[0] if method.probabilistic else "knn_distance"
+    return default_score(preset.format(d=dataset), overrides, SHAPES.get(dataset, (1, 28, 28)))
 
 
 def flat_numbers(rec: dict) -> dict[str, float]:

@@ -12,9 +12,9 @@ is a full run. A method plateaus at the first listed epoch whose linear accuracy
 points (default 0.5) of the last one.
 
 With ``--claims-runs DIR`` (e.g. ``runs/claims``), a method whose claims-suite run ``DIR/DATASET/METHOD/seedS``
-is not yet finished (or was trained by a curve: it kept every epoch) trains *there* (same preset, seed and epochs as ``benchmarks/claims.py``, so the same
-training), and the claims suite later only evaluates it: one run serves both. A claims run that already finished
-kept only its last checkpoints, so the curve then trains its own run under ``--runs``.
+is not yet finished (or was trained by a curve: it kept every epoch) trains *there*: same preset, seed and epochs
+as ``benchmarks/claims.py``, so the same training, and the claims suite later only evaluates it. A claims run that
+the suite finished kept only its last checkpoints, so the curve then trains its own run under ``--runs``.
 
 Resumable: a finished run is not retrained and an evaluated checkpoint is not re-evaluated (its
 ``eval-epochE.json`` is kept beside the run), an interrupted run continues from its last checkpoint.

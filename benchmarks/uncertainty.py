@@ -142,17 +142,24 @@ def score_metrics(m: dict, name: str, other: str) -> dict[str, float]:
     return {k: v for k, v in out.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
 
 
-def current_default(label: str, dataset: str) -> str | None:
-    """The score this probssl reports by default for a config (eval.json records the one of its own version)."""
+def default_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) -> str:
+    """The score this probssl reports by default for a trained run of ``preset`` + ``overrides`` (eval.json records
+    the one of its own version): with the epistemic head, the default as configured (the head's scores exist once
+    it is fitted); else the first of the method's scores, or the kNN distance for a deterministic method."""
     from probssl.config import load_config
     from probssl.methods import create_method
 
-    preset, extra = CONFIGS[label]
-    config = load_config(preset.format(d=dataset), overrides=extra)
-    method = create_method(config, (1, 28, 28))
-    if config.method.epistemic:  # its extra scores exist once fitted: the default as configured
+    config = load_config(preset, overrides=overrides)
+    method = create_method(config, image_shape)
+    if config.method.epistemic:
         return config.method.uncertainty_score or type(method).default_uncertainty or method.uncertainty_kinds()[0]
     return method.uncertainty_kinds()[0] if method.probabilistic else "knn_distance"
+
+
+def current_default(label: str, dataset: str) -> str | None:
+    """:func:`default_score` of one of this suite's configs."""
+    preset, extra = CONFIGS[label]
+    return default_score(preset.format(d=dataset), extra)
 
 
 def mean_se(values: list[float]) -> dict:

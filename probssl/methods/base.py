@@ -371,27 +371,27 @@ class Method(nn.Module):
         the family has it (a config's ``uncertainty_score`` does not change it), else the family's default."""
         kinds = self.posterior_class.uncertainty_kinds()
         cls = type(self)
-        chosen = next((k for k in (cls.posterior_uncertainty, cls.default_uncertainty) if k in kinds), kinds[0])
-        return chosen
+        return next((k for k in (cls.posterior_uncertainty, cls.default_uncertainty) if k in kinds), kinds[0])
 
-    def _density_scores(self, images: Tensor, features: Tensor) -> dict[str, Tensor]:
+    def _density_scores(self, images: Tensor, features: Tensor, with_combined: bool = True) -> dict[str, Tensor]:
         density = self.feature_density.distance(features)
-        if self.probabilistic:
+        if self.probabilistic and with_combined:  # `combined` costs the posterior's own backbone pass
             aleatoric = self.posterior(images).uncertainty(self.aleatoric_kind()).float()
             return {"epistemic": density, "combined": self.feature_density.combined(aleatoric, density)}
         return {"epistemic": density}
 
     @torch.no_grad()
-    def extra_uncertainty(self, images: Tensor) -> dict[str, Tensor]:
+    def extra_uncertainty(self, images: Tensor, only: str | None = None) -> dict[str, Tensor]:
         """[N, C, H, W] -> {score name: [N]} of scores that are not the posterior family's (higher = more
         uncertain): ``predicted_loss`` with a loss predictor, ``epistemic`` and ``combined`` with a fitted feature
-        density. ``uncertainty_kinds()`` lists them after the family's."""
+        density. ``uncertainty_kinds()`` lists them after the family's. ``only``: one of them is needed (``combined``
+        is left out unless asked for: it runs the backbone a second time)."""
         out = {}
         features = self.forward_features(images)
         if self.loss_predictor is not None:
             out[PREDICTED_LOSS] = self.loss_predictor(features.float())
         if self.feature_density is not None and bool(self.feature_density.fitted):
-            out.update(self._density_scores(images, features))
+            out.update(self._density_scores(images, features, with_combined=only in (None, "combined")))
         return out
 
     def extra_uncertainty_kinds(self, fitted_only: bool = True) -> list[str]:
@@ -440,11 +440,8 @@ class Method(nn.Module):
         """[N, C, H, W] -> the score ``kind`` [N] (default: the method's ``uncertainty_kinds()[0]``): a posterior
         score, or one of ``extra_uncertainty_kinds()`` (predicted loss, density, combined)."""
         kind = kind or self.uncertainty_kinds()[0]
-        if kind == "epistemic" and kind in self.extra_uncertainty_kinds():
-            with torch.no_grad():  # one backbone pass (extra_uncertainty also makes `combined`, which runs two)
-                return self.feature_density.distance(self.forward_features(images))
         if kind in self.extra_uncertainty_kinds():
-            return self.extra_uncertainty(images)[kind]
+            return self.extra_uncertainty(images, only=kind)[kind]
         return self.posterior(images).uncertainty(kind)
 
     def uncertainty_kinds(self) -> list[str]:

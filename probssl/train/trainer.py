@@ -104,6 +104,7 @@ BUDGET_KEYS = ("train.epochs", "train.max_steps")
 # A head fitted after training changes no weight: on resume the checkpoint decides whether the run carries it
 # (``Method.match_state``), so a run started before a method's default changed resumes with today's preset.
 HEAD_KEYS = ("method.epistemic",)
+RESUMABLE_CHANGES = (*BUDGET_KEYS, *HEAD_KEYS)  # what may differ between a run and its resume
 
 
 def identity_differences(saved: Config, current: Config, ignore: Sequence[str] = ()) -> list[str]:
@@ -329,7 +330,7 @@ class Trainer:
                 raise TrainingError(str(err)) from None
         if config_file.exists():
             saved = from_dict(yaml.safe_load(config_file.read_text()), migrate=True)
-            differences = identity_differences(saved, self.config, ignore=(*BUDGET_KEYS, *HEAD_KEYS))
+            differences = identity_differences(saved, self.config, ignore=RESUMABLE_CHANGES)
             if differences:
                 raise TrainingError(
                     f"{self.run_dir} holds a run with a different config ({config_file}: "
@@ -385,7 +386,7 @@ class Trainer:
         """Load a checkpoint into the trainer; one that does not fit this run (another config, edited weights,
         optimiser groups or RNG state) is a :class:`CheckpointError` naming ``path``; no file of the run changes."""
         saved = from_dict(state.config, migrate=True)
-        differences = identity_differences(saved, self.config, ignore=(*BUDGET_KEYS, *HEAD_KEYS))
+        differences = identity_differences(saved, self.config, ignore=RESUMABLE_CHANGES)
         if differences:
             raise CheckpointError(
                 f"{path} was written by a run with a different config ({'; '.join(differences[:5])}); "
