@@ -496,9 +496,16 @@ def default_rule_section(rule: dict[str, dict]) -> list[str]:
     )
 
 
+def reported_datasets(args) -> list[str]:
+    """The datasets asked for and every dataset the records folder holds, in OTHER's order: two suite processes
+    (one per dataset) both rewrite the report, and neither may drop the other's section."""
+    held = {p.name for p in args.records.iterdir() if p.is_dir()} if args.records.is_dir() else set()
+    return [d for d in OTHER if d in held or d in args.datasets]
+
+
 def completeness(args) -> list[str]:
     rows = []
-    for dataset in args.datasets:
+    for dataset in reported_datasets(args):
         for label in args.configs:
             have = sorted(int(p.stem[4:]) for p in (args.records / dataset / label).glob("seed*.json"))
             missing = [s for s in args.seeds if s not in have]
@@ -536,7 +543,7 @@ def report(args) -> dict:
              "per run: its budget, seed, precision, CPU, dates and timings). Mean ± s.e. over the recorded seeds; "
              "'(supervised)' marks methods that use the labels while pretraining.", "", *machines(records), ""]  # fmt: skip
     tables, metas = {}, {}
-    for dataset in args.datasets:
+    for dataset in reported_datasets(args):
         table, meta = load_table(args.records, dataset)
         if not table:
             continue
@@ -548,9 +555,16 @@ def report(args) -> dict:
     lines += [*default_rule_section(payload["default_scores"]), ""]
     lines += ["## Completeness", "", *completeness(args), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines))
+    write_atomically(args.out.with_suffix(".json"), json.dumps(payload, indent=1) + "\n")
+    write_atomically(args.out.with_suffix(".md"), "\n".join(lines))
     return payload
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: a reader (or the other suite process) never sees half a report."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

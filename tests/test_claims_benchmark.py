@@ -172,3 +172,20 @@ def test_the_report_reads_every_record_with_the_librarys_default_now():
     rec = {"config": "simvae", "dataset": "mnist", "summary": {}, "primary_score": "log_det_cov"}
     rec["scores"] = {"log_det_cov": {"ood_auroc/other": 0.03}, "epistemic": {"ood_auroc/other": 0.99}}
     assert claims.flat_numbers(rec)["default/ood_auroc/other"] == 0.99
+
+
+def test_a_report_for_one_dataset_keeps_the_other_datasets_records(tmp_path, capsys):
+    """Two suite processes (--datasets mnist, --datasets fashion-mnist) both rewrite the report: each keeps the
+    other's section and completeness rows, because the records, not the command line, say what exists."""
+    committed = ROOT / "benchmarks" / "results" / "claims" / "mnist" / "simclr" / "seed0.json"
+    records = tmp_path / "rec"
+    (records / "mnist" / "simclr").mkdir(parents=True)
+    (records / "mnist" / "simclr" / "seed0.json").write_text(committed.read_text())
+    out = tmp_path / "report"
+    args = ["--report-only", "--datasets", "fashion-mnist", "--configs", "simclr"]
+    assert claims.main([*args, "--records", str(records), "--out", str(out)]) == 0
+    text = out.with_suffix(".md").read_text()
+    assert "## mnist" in text and "| mnist | simclr | [0] | missing seeds [1, 2] |" in text
+    assert "| fashion-mnist | simclr | [] | missing seeds [0, 1, 2] |" in text
+    assert set(json.loads(out.with_suffix(".json").read_text())["datasets"]) == {"mnist"}
+    assert not list(tmp_path.glob(".*partial"))  # written in one step, nothing left behind
