@@ -189,3 +189,31 @@ def test_a_report_for_one_dataset_keeps_the_other_datasets_records(tmp_path, cap
     assert "| fashion-mnist | simclr | [] | missing seeds [0, 1, 2] |" in text
     assert set(json.loads(out.with_suffix(".json").read_text())["datasets"]) == {"mnist"}
     assert not list(tmp_path.glob(".*partial"))  # written in one step, nothing left behind
+
+
+def test_the_docs_tables_are_the_committed_records(tmp_path):
+    """docs/benchmarks.md's generated block equals what the committed records give: a record committed without
+    `claims.py --report-only --docs docs/benchmarks.md` (or a hand edit of a number) fails here."""
+    page = ROOT / "docs" / "benchmarks.md"
+    copy = tmp_path / "benchmarks.md"
+    copy.write_text(page.read_text())
+    assert claims.main(["--report-only", "--docs", str(copy), "--out", str(tmp_path / "report")]) == 0
+    assert copy.read_text() == page.read_text(), (
+        "run: python benchmarks/claims.py --report-only --docs docs/benchmarks.md"
+    )
+
+
+def test_the_docs_block_needs_its_markers(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="no generated block"):
+        claims.claims_docs.rewrite(page, [claims.claims_docs.BEGIN, claims.claims_docs.END])
+    page.write_text(f"before\n{claims.claims_docs.BEGIN}\nold\n{claims.claims_docs.END}\nafter\n")
+    claims.claims_docs.rewrite(page, [claims.claims_docs.BEGIN, "new", claims.claims_docs.END])
+    assert page.read_text() == f"before\n{claims.claims_docs.BEGIN}\nnew\n{claims.claims_docs.END}\nafter\n"
+
+
+def test_docs_numbers_carry_their_standard_error():
+    assert claims.claims_docs.number(None, 3) == "–"
+    assert claims.claims_docs.number(claims.mean_se([0.5]), 3) == "0.500"
+    assert claims.claims_docs.number(claims.mean_se([0.5, 0.7]), 3) == "0.600 ± 0.100"
