@@ -57,7 +57,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def status(tables: dict[str, dict], metas: dict[str, dict], configs: list[str], seeds: list[int]) -> list[str]:
-    """One line per dataset: how many configs each seed has recorded, and the seeds per config where they differ."""
+    """One line per dataset with records: how many of ``configs`` each seed has recorded."""
     lines = []
     for dataset in TITLE:
         if dataset not in tables:
@@ -79,7 +79,8 @@ def headline(dataset: str, other: str, rows: dict, meta: dict) -> list[str]:
         cells = [meta[config]["primary_score"] if key is None else number(rows[config].get(key), d)
                  for key, _, d in HEADLINE_COLUMNS]  # fmt: skip
         out.append([label.format(ratio=ratio), str(len(meta[config]["seeds"])), *cells])
-    return [f"{TITLE[dataset]}, 20 epochs (mean ± s.e. over the seeds):", "", *table(head, out)]
+    budgets = sorted({b for m in meta.values() for b in m["budget"]})  # "20 ep x 54000 img", from the records
+    return [f"{TITLE[dataset]}, {'; '.join(budgets)} (mean ± s.e. over the seeds):", "", *table(head, out)]
 
 
 def style(tables: dict[str, dict], metas: dict[str, dict], style_dim: int) -> list[str]:
