@@ -47,7 +47,7 @@ import claims_docs  # noqa: E402
 import torch  # noqa: E402
 from machine import machine_info  # noqa: E402
 from results import run_probssl  # noqa: E402
-from uncertainty import default_score, mean_se, score_metrics  # noqa: E402
+from uncertainty import default_score, mean_se, posterior_score, score_metrics  # noqa: E402
 
 from probssl.evaluation import skip_names  # noqa: E402
 from probssl.train.logging import read_status  # noqa: E402
@@ -60,21 +60,24 @@ SUPERVISED = {"supcon", "vsupcon"}  # use the labels while pretraining: marked w
 # changes) on every probabilistic method, so each record has its `epistemic` score beside the family's: the 20-epoch
 # evidence for the default scores. It became SCL's and the VAE family's default on this evidence (as VSimCLR's
 # before); the override stays so that records made before and after that change name the same configuration.
+# The deterministic methods (SimCLR, SupCon, MoCo, VICReg) carry the same label-free head, so VCL's uncertainty can
+# be compared with SimCLR's on one score: the representations, not the scores, differ (their default stays the kNN
+# distance; `library_default` reads each preset without this override).
 EPISTEMIC = ["method.epistemic=true"]
 # label -> (preset template, overrides), in the order a suite runs them: the pairs the claims need first, so a
 # suite stopped early still judges the most.
 CONFIGS: dict[str, tuple[str, list[str]]] = {
-    "simclr": ("simclr-{d}", []),
+    "simclr": ("simclr-{d}", EPISTEMIC),  # the deterministic methods carry the head too: see EPISTEMIC
     "vsimclr": ("vsimclr-{d}", []),
     "scl-bernoulli": ("scl-bernoulli-{d}", EPISTEMIC),  # its default code is 128 bits
     "simvae": ("simvae-{d}", EPISTEMIC),
     "vae": ("vae-{d}", EPISTEMIC),
     "vsimclr-paper": ("vsimclr-paper-{d}", []),  # the paper's Gaussian KL, as the reviewers describe it
-    "supcon": ("supcon-{d}", []),
+    "supcon": ("supcon-{d}", EPISTEMIC),
     "vsupcon": ("vsupcon-{d}", []),
     "scl-gaussian": ("scl-gaussian-{d}", EPISTEMIC),
-    "moco": ("moco-{d}", []),
-    "vicreg": ("vicreg-{d}", []),
+    "moco": ("moco-{d}", EPISTEMIC),
+    "vicreg": ("vicreg-{d}", EPISTEMIC),
     "beta-vae": ("beta-vae-{d}", EPISTEMIC),
     "cr-vae": ("cr-vae-{d}", EPISTEMIC),
     **{f"scl-bits-{b}": ("scl-bernoulli-{d}", [f"method.latent_dim={b}", *EPISTEMIC]) for b in SCL_BITS if b != 128},
@@ -90,15 +93,18 @@ EVAL = dict(  # the uncertainty suite's sizes (benchmarks/uncertainty.py), so th
 ROW_KEYS = ("linear_acc", "knn_acc", "embedding_effective_rank", "mi_lb_bits", "compression_ratio")
 
 
+def suite_overrides(args) -> list[str]:
+    """The overrides the command line adds to every run (``--set``, ``--threads``); each record keeps them."""
+    return [*args.set, *([f"train.num_threads={args.threads}"] if args.threads else [])]
+
+
 def train(run: Path, preset: str, overrides: list[str], args) -> float:
     """Train (or resume) one run to ``--epochs`` epochs (``--epochs-generative`` for the VAE family); the wall
     seconds spent in this call."""
     epochs = args.epochs_generative if preset.split("-")[0] in GENERATIVE_PREFIXES else args.epochs
     if run.exists() and read_status(run)["status"] == "finished":
         return 0.0
-    sets = [f"train.epochs={epochs}", "train.progress=false", *overrides, *args.set]
-    if args.threads:
-        sets.append(f"train.num_threads={args.threads}")
+    sets = [f"train.epochs={epochs}", "train.progress=false", *overrides, *suite_overrides(args)]
     resume = ["--resume", "auto"] if run.exists() else []
     tic = time.perf_counter()
     run_probssl("train", "--preset", preset, "--out", str(run), *resume, *sum((["--set", s] for s in sets), []))
@@ -167,7 +173,7 @@ def run_one(label: str, dataset: str, seed: int, args) -> Path:
     tic = time.perf_counter()
     m = evaluate(run, dataset, args)
     seconds = {"train_this_session": round(train_s, 1), "eval": round(time.perf_counter() - tic, 1)}
-    rec = record_of(m, label, run, seconds, OTHER[dataset])
+    rec = record_of(m, label, run, seconds, OTHER[dataset]) | {"suite_overrides": suite_overrides(args)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(rec, indent=1) + "\n")
@@ -249,19 +255,31 @@ def library_default(label: str, dataset: str) -> str:
     """The score this probssl reports by default for a config's runs (``uncertainty.default_score``); a record
     keeps the one it was evaluated with as ``primary_score``, which changes when a default does."""
     preset, overrides = CONFIGS[label]
-    return default_score(preset.format(d=dataset), overrides, SHAPES.get(dataset, (1, 28, 28)))
+    as_shipped = [o for o in overrides if o not in EPISTEMIC]  # the head is the suite's, the default the preset's
+    return default_score(preset.format(d=dataset), as_shipped, SHAPES.get(dataset, (1, 28, 28)))
+
+
+@functools.cache
+def library_posterior(label: str, dataset: str) -> str | None:
+    """The posterior's own score of a config's method (``uncertainty.posterior_score``); None if deterministic."""
+    preset, overrides = CONFIGS[label]
+    return posterior_score(preset.format(d=dataset), overrides, SHAPES.get(dataset, (1, 28, 28)))
 
 
 def flat_numbers(rec: dict) -> dict[str, float]:
-    """Every number a claim or table reads, flat: the summary, and the default score's uncertainty metrics
-    under ``default/`` (each method's own default score: the one a user of that method gets)."""
+    """Every number a claim or table reads, flat: the summary, the default score's uncertainty metrics under
+    ``default/`` (each method's own default score: the one a user of that method gets), and the posterior's own
+    score's under ``posterior/`` (VCL's or SCL's distribution, without the epistemic head)."""
     out = dict(rec["summary"])
     primary = library_default(rec["config"], rec["dataset"])
+    posterior = library_posterior(rec["config"], rec["dataset"])
     for name, metrics in rec.get("scores", {}).items():
         for k, v in metrics.items():
             out[f"{name}/{k}"] = v
             if name == primary:
                 out[f"default/{k}"] = v
+            if name == posterior:
+                out[f"posterior/{k}"] = v
     return out
 
 
@@ -290,20 +308,20 @@ def load_table(records: Path, dataset: str) -> tuple[dict[str, dict[str, dict]],
 
 def compare(table: dict, text: str, left: tuple[str, str], right: tuple[str, str], margin: float = 0.0) -> dict:
     """One claim "left > right - margin": the two mean +- s.e., their difference and the verdict ("supported" when
-    the mean difference exceeds -margin; "(within 2 s.e.)" when the difference is smaller than twice its s.e.; a tie
-    when the means are equal, e.g. two AUROCs of 1.0)."""
+    the mean difference exceeds -margin; "(within 2 s.e.)" when it is closer to -margin than twice its s.e.;
+    "(1 seed: no s.e.)" when a side has a single seed; a tie when the means agree to 4 decimals)."""
     a, b = table.get(left[0], {}).get(left[1]), table.get(right[0], {}).get(right[1])
     if a is None or b is None:
         return {"claim": text, "verdict": "not measured", "numbers": {}}
     diff = a["mean"] - b["mean"]
     se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
     verdict = "supported" if diff > -margin else "not supported"
-    if diff == 0 and margin == 0:
-        verdict = "tie (equal means: neither is better)"
-    elif se > 0 and abs(diff) < 2 * se:
-        verdict += " (within 2 s.e.)"
-    elif se == 0:
+    if round(diff, 4) == 0 and margin == 0:  # e.g. two AUROCs of 1.0 (or 0.99999): the tables' 4 decimals
+        verdict = "tie (equal means to 4 decimals: neither is better)"
+    elif min(a["n"], b["n"]) < 2:
         verdict += " (1 seed: no s.e.)"
+    elif abs(diff + margin) < 2 * se:
+        verdict += " (within 2 s.e.)"
     return {
         "claim": text,
         "verdict": verdict,
@@ -311,18 +329,40 @@ def compare(table: dict, text: str, left: tuple[str, str], right: tuple[str, str
     }
 
 
+def shown(label: str) -> str:
+    """A config as a claim names it: "(supervised)" marks the methods that pretrain with the labels."""
+    return label + (" (supervised)" if label in SUPERVISED else "")
+
+
+UNCERTAINTY_CLAIMS = (
+    ("ood_auroc/other", "OOD AUROC against the other dataset"),
+    ("ood_auroc/noise", "OOD AUROC against uniform noise"),
+    ("misclf_auroc", "misclassification AUROC"),
+)
+
+
 def vcl_claims(table: dict) -> list[dict]:
+    """VCL's claims, VSimCLR (both KLs) against SimCLR and VSupCon against SupCon: accuracy, collapse, I(Z;Y); the
+    uncertainty as its users get it (each method's default score, VCL's being the epistemic head), on one score (the
+    same head on both: does VCL's representation carry better uncertainty?) and as the 2-epoch suite checked it
+    (the VCL posterior's own score against the deterministic method's kNN distance)."""
     out = []
     for v, d in (("vsimclr", "simclr"), ("vsimclr-paper", "simclr"), ("vsupcon", "supcon")):
         for key, what in (
             ("linear_acc", "linear accuracy"),
             ("embedding_effective_rank", "effective rank of the embedding (less dimensional collapse)"),
             ("mi_lb_bits", "I(Z;Y) lower bound (bits)"),
-            ("default/ood_auroc/other", "OOD AUROC against the other dataset, each method's default score"),
-            ("default/ood_auroc/noise", "OOD AUROC against uniform noise, each method's default score"),
-            ("default/misclf_auroc", "misclassification AUROC, each method's default score"),
         ):
-            out.append(compare(table, f"VCL: {v} {what} > {d}", (v, key), (d, key)))
+            out.append(compare(table, f"VCL: {shown(v)} {what} > {shown(d)}", (v, key), (d, key)))
+        for key, what in UNCERTAINTY_CLAIMS:
+            text = f"VCL: {shown(v)} {what}, each method's default score > {shown(d)}"
+            out.append(compare(table, text, (v, f"default/{key}"), (d, f"default/{key}")))
+        for key, what in UNCERTAINTY_CLAIMS:
+            text = f"VCL: {shown(v)} {what}, the same label-free head's score (epistemic) on both > {shown(d)}"
+            out.append(compare(table, text, (v, f"epistemic/{key}"), (d, f"epistemic/{key}")))
+        for key, what in UNCERTAINTY_CLAIMS:
+            text = f"VCL: {shown(v)} {what}, its posterior's own score > {shown(d)}'s kNN distance (2-epoch claim)"
+            out.append(compare(table, text, (v, f"posterior/{key}"), (d, f"knn_distance/{key}")))
     return out
 
 
@@ -354,6 +394,10 @@ def simvae_claims(table: dict, style_dim: int) -> list[dict]:
             key = f"style_acc@{style_dim}d/{task}"
             out.append(compare(table, f"SimVAE: simvae keeps more {task} than {other} (at {style_dim} dims)",
                                ("simvae", key), (other, key)))  # fmt: skip
+    for task in tasks:  # the 2-epoch suite's comparison: each representation at its own size (SimCLR's 128-d)
+        key = f"style_acc/{task}"
+        out.append(compare(table, f"SimVAE: simvae keeps more {task} than simclr (each at its own size; 2-epoch claim)",
+                           ("simvae", key), ("simclr", key)))  # fmt: skip
     return out
 
 
@@ -370,10 +414,6 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def name(label: str, meta: dict) -> str:
-    return label + (" (supervised)" if meta[label]["supervised"] else "")
-
-
 UNCERTAINTY_COLUMNS = [
     ("ood_auroc/other", "OOD other"),
     ("ood_auroc/noise", "OOD noise"),
@@ -387,20 +427,18 @@ UNCERTAINTY_COLUMNS = [
 def dataset_section(dataset: str, table: dict, meta: dict, verdicts: list[dict], args) -> list[str]:
     lines = [f"## {dataset}", ""]
     header = ["config", "seeds", "budget", "precision", *ROW_KEYS]
-    rows = [[name(c, meta), str(meta[c]["seeds"]), "; ".join(meta[c]["budget"]), ", ".join(meta[c]["precision"]),
+    rows = [[shown(c), str(meta[c]["seeds"]), "; ".join(meta[c]["budget"]), ", ".join(meta[c]["precision"]),
              *(cell(table[c].get(k)) for k in ROW_KEYS)] for c in table]  # fmt: skip
     lines += markdown_table(header, rows) + [
         "",
         f"Uncertainty, each config's default score (OOD other = {OTHER[dataset]}):",
         "",
     ]
-    rows = [[name(c, meta), str(meta[c]["primary_score"]), *(cell(table[c].get(f"default/{k}")) for k, _ in UNCERTAINTY_COLUMNS)]
+    rows = [[shown(c), str(meta[c]["primary_score"]), *(cell(table[c].get(f"default/{k}")) for k, _ in UNCERTAINTY_COLUMNS)]
             for c in table]  # fmt: skip
     lines += markdown_table(["config", "default score", *(h for _, h in UNCERTAINTY_COLUMNS)], rows)
     style = sorted({k for rows in table.values() for k in rows if k.startswith(f"style_acc@{args.style_dim}d/")})
-    rows = [
-        [name(c, meta), *(cell(table[c].get(k)) for k in [f"content_acc@{args.style_dim}d", *style])] for c in table
-    ]
+    rows = [[shown(c), *(cell(table[c].get(k)) for k in [f"content_acc@{args.style_dim}d", *style])] for c in table]
     lines += ["", f"Content and style probes on the representation reduced to {args.style_dim} dimensions (PCA):", ""]
     lines += markdown_table(["config", "content", *(k.split("/", 1)[1] for k in style)], rows)
     rows = []
@@ -425,6 +463,7 @@ def dataset_section(dataset: str, table: dict, meta: dict, verdicts: list[dict],
     return lines + [""]
 
 
+ALIASES = {"default", "posterior"}  # flat_numbers' second names of a score, not scores of their own
 EVAL_ONLY_SCORES = {"mc_dispersion", "knn_distance", "density"}  # computed by the evaluation, not by the model
 TIE_AUROC = 0.01  # worst-set OOD AUROCs closer than this are a tie (one seed's noise)
 SIMPLEST = "epistemic"  # one score; `combined` adds z-scored posterior scores, which invert on some sets
@@ -452,22 +491,22 @@ def score_stats(tables: dict[str, dict], config: str, score: str) -> dict:
 def default_rule(tables: dict[str, dict], metas: dict[str, dict]) -> dict[str, dict]:
     """{config: the evidence for its default score}: among the scores the model itself reports (its posterior
     family's and its heads'; not the evaluation's kNN distance, density or MC dispersion, which need the training
-    set or its labels at test time), the highest worst-set OOD AUROC over every recorded set (a default must not
-    rank some OOD set as more certain than the data); within ``TIE_AUROC`` of it, ``SIMPLEST`` if tied, else the
-    higher mean OOD AUROC. ``evaluated_with``: the default(s) the records were evaluated with; ``current``: this
+    set or its labels at test time) and its current default (a deterministic method's kNN distance), the highest
+    worst-set OOD AUROC over every recorded set (a default must not rank some OOD set as more certain than the
+    data); within ``TIE_AUROC`` of it, the current default if tied, else ``SIMPLEST``, else the higher mean. ``evaluated_with``: the default(s) the records were evaluated with; ``current``: this
     probssl's default."""
     out = {}
     for config in [c for c in CONFIGS if any(c in t for t in tables.values())]:
         names = {k.split("/ood_auroc/")[0] for t in tables.values() for k in t.get(config, {}) if "/ood_auroc/" in k}
-        stats = {n: score_stats(tables, config, n) for n in sorted(names - {"default"})}
-        own = [n for n in stats if n not in EVAL_ONLY_SCORES and stats[n]["mean_ood"] is not None]
+        stats = {n: score_stats(tables, config, n) for n in sorted(names - ALIASES)}
+        now = sorted({m[config]["primary_score"] for m in metas.values() if config in m})
+        own = [n for n in stats if (n not in EVAL_ONLY_SCORES or n in now) and stats[n]["mean_ood"] is not None]
         if not own:
             continue
         best = max(stats[n]["min_ood"] for n in own)
         tied = [n for n in own if stats[n]["min_ood"] >= best - TIE_AUROC]
-        choice = max(tied, key=lambda n: (n == SIMPLEST, stats[n]["mean_ood"]))
+        choice = max(tied, key=lambda n: (n in now, n == SIMPLEST, stats[n]["mean_ood"]))
         evaluated = sorted({s for m in metas.values() if config in m for s in m[config]["evaluated_with"]})
-        now = sorted({m[config]["primary_score"] for m in metas.values() if config in m})
         out[config] = {"evaluated_with": evaluated, "current": now, "rule": choice, "scores": stats}
     return out
 
@@ -482,7 +521,7 @@ def default_rule_section(rule: dict[str, dict]) -> list[str]:
     for config, r in rule.items():
         then = r["evaluated_with"][0] if len(r["evaluated_with"]) == 1 else "/".join(r["evaluated_with"])
         sets = len(r["scores"][r["rule"]]["ood_by_set"])
-        rows.append([config, then, *cells(r["scores"].get(then)), r["rule"], *cells(r["scores"][r["rule"]]),
+        rows.append([shown(config), then, *cells(r["scores"].get(then)), r["rule"], *cells(r["scores"][r["rule"]]),
                      *cells(r["scores"].get("knn_distance")), str(sets), "/".join(r["current"])])  # fmt: skip
     head = ["config", "evaluated with", "mean OOD", "min OOD", "misclf.", "rule's choice", "mean OOD", "min OOD"]
     head += ["misclf."]
@@ -510,7 +549,7 @@ def completeness(args) -> list[str]:
         for label in args.configs:
             have = sorted(int(p.stem[4:]) for p in (args.records / dataset / label).glob("seed*.json"))
             missing = [s for s in args.seeds if s not in have]
-            rows.append([dataset, label, str(have), "complete" if not missing else f"missing seeds {missing}"])
+            rows.append([dataset, shown(label), str(have), "complete" if not missing else f"missing seeds {missing}"])
     return markdown_table(["dataset", "config", "recorded seeds", "row"], rows)
 
 
@@ -557,9 +596,11 @@ def report(args) -> dict:
     lines += ["## Completeness", "", *completeness(args), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.docs:
-        suite = {"configs": list(CONFIGS), "seeds": args.seeds, "other": OTHER, "style_dim": args.style_dim,
-                 "scl_bits": SCL_BITS}  # fmt: skip
-        claims_docs.rewrite(args.docs, claims_docs.block(tables, metas, suite))
+        posterior = {d: {c: library_posterior(c, d) for c in t} for d, t in tables.items()}
+        suite = {"configs": list(CONFIGS), "seeds": args.seeds, "other": OTHER, "posterior": posterior,
+                 "style_dim": args.style_dim, "scl_bits": SCL_BITS}  # fmt: skip
+        found = {d: payload["datasets"][d]["claims"] for d in tables}
+        claims_docs.rewrite(args.docs, claims_docs.block(tables, metas, found, suite))
     write_atomically(args.out.with_suffix(".json"), json.dumps(payload, indent=1) + "\n")
     write_atomically(args.out.with_suffix(".md"), "\n".join(lines))
     return payload

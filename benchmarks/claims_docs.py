@@ -45,11 +45,13 @@ HEADLINE_COLUMNS = [
 STYLE_ROWS = ["simclr", "vsimclr", "moco", "vicreg", "simvae", "vae", "beta-vae", "cr-vae"]
 
 
-def number(x: dict | None, decimals: int) -> str:
-    """'0.9900' for one seed, '0.9900 ± 0.0012' for several (the standard error of the mean); '–' if absent."""
+def number(x: dict | None, decimals: int, seeds: int = 0) -> str:
+    """'0.9900' for one seed, '0.9900 ± 0.0012' for several (the standard error of the mean); '–' if absent;
+    '(n=2)' when fewer than the row's ``seeds`` records have this number."""
     if not x:
         return "–"
-    return f"{x['mean']:.{decimals}f}" + (f" ± {x['se']:.{decimals}f}" if x.get("se") is not None else "")
+    text = f"{x['mean']:.{decimals}f}" + (f" ± {x['se']:.{decimals}f}" if x.get("se") is not None else "")
+    return text + (f" (n={x['n']})" if x["n"] < seeds else "")
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -57,15 +59,20 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def status(tables: dict[str, dict], metas: dict[str, dict], configs: list[str], seeds: list[int]) -> list[str]:
-    """One line per dataset with records: how many of ``configs`` each seed has recorded."""
+    """One line per dataset with records: the rows with every seed, how many of ``configs`` each seed has recorded,
+    and the configs without any record (absent from the tables below)."""
     lines = []
     for dataset in TITLE:
         if dataset not in tables:
             continue
         meta = metas[dataset]
-        have = {s: sum(s in meta.get(c, {}).get("seeds", []) for c in configs) for s in seeds}
-        counts = ", ".join(f"seed {s}: {n} of {len(configs)}" for s, n in have.items())
-        lines.append(f"- **{TITLE[dataset]}**: configs recorded per seed: {counts}.")
+        have = {s: [c for c in configs if s in meta.get(c, {}).get("seeds", [])] for s in seeds}
+        counts = ", ".join(f"seed {s}: {len(done)} of {len(configs)}" for s, done in have.items())
+        complete = sum(all(c in done for done in have.values()) for c in configs)
+        first = [c for c in configs if c not in have[seeds[0]]]
+        missing = f"; no record yet: {', '.join(first)}" if first else ""
+        lines.append(f"- **{TITLE[dataset]}**: {complete} of {len(configs)} rows complete (every seed); configs "
+                     f"recorded per seed: {counts}{missing}.")  # fmt: skip
     return lines
 
 
@@ -76,11 +83,59 @@ def headline(dataset: str, other: str, rows: dict, meta: dict) -> list[str]:
         if config not in rows:
             continue
         ratio = (rows[config].get("compression_ratio") or {}).get("mean", float("nan"))
-        cells = [meta[config]["primary_score"] if key is None else number(rows[config].get(key), d)
+        n = len(meta[config]["seeds"])
+        cells = [meta[config]["primary_score"] if key is None else number(rows[config].get(key), d, n)
                  for key, _, d in HEADLINE_COLUMNS]  # fmt: skip
-        out.append([label.format(ratio=ratio), str(len(meta[config]["seeds"])), *cells])
+        out.append([label.format(ratio=ratio), str(n), *cells])
     budgets = sorted({b for m in meta.values() for b in m["budget"]})  # "20 ep x 54000 img", from the records
     return [f"{TITLE[dataset]}, {'; '.join(budgets)} (mean ± s.e. over the seeds):", "", *table(head, out)]
+
+
+# (metric under default/ or posterior/, column head): what the headline table leaves out.
+MORE_UNCERTAINTY = [
+    ("default/r_auroc/other", "R-AUROC zero-shot"),
+    ("default/blend_rho", "blend ρ"),
+    ("default/corruption_rho", "corruption ρ"),
+    ("posterior/ood_auroc/other", "posterior: OOD {other}"),
+    ("posterior/ood_auroc/noise", "posterior: OOD noise"),
+    ("posterior/misclf_auroc", "posterior: misclf."),
+]
+
+
+def more_uncertainty(dataset: str, other: str, rows: dict, meta: dict, posterior: dict[str, str | None]) -> list[str]:
+    """The rest of the uncertainty protocol for the default score, and the posterior's own score (what a
+    probabilistic method reports without its epistemic head; ``posterior``: {config: score name})."""
+    head = ["config", "default score", *(h.format(other=TITLE.get(other, other)) for _, h in MORE_UNCERTAINTY[:3])]
+    head += ["posterior score", *(h.format(other=TITLE.get(other, other)) for _, h in MORE_UNCERTAINTY[3:])]
+    out = []
+    for config, label in HEADLINE_ROWS:
+        if config not in rows:
+            continue
+        n = len(meta[config]["seeds"])
+        cells = [number(rows[config].get(k), 3, n) for k, _ in MORE_UNCERTAINTY]
+        ratio = (rows[config].get("compression_ratio") or {}).get("mean", float("nan"))
+        out.append([label.format(ratio=ratio), meta[config]["primary_score"], *cells[:3],
+                    posterior.get(config) or "– (deterministic)", *cells[3:]])  # fmt: skip
+    return [f"{TITLE[dataset]}, the rest of the uncertainty protocol:", "", *table(head, out)]
+
+
+def verdicts(claims: dict[str, list[dict]]) -> list[str]:
+    """Every claim with its verdict and numbers per dataset (``claims``: {dataset: claims.py's verdicts})."""
+    datasets = list(claims)
+    texts = list(dict.fromkeys(c["claim"] for cs in claims.values() for c in cs))
+    by = {d: {c["claim"]: c for c in cs} for d, cs in claims.items()}
+    rows = []
+    for text in texts:
+        row = [text]
+        for d in datasets:
+            c = by[d].get(text)
+            values = list(c["numbers"].values()) if c else []
+            row.append(
+                "–" if not c else c["verdict"] + (f": {values[0]} vs {values[1]} ({values[2]})" if values else "")
+            )
+        rows.append(row)
+    return ["Every claim, its verdict and its numbers (left vs right (difference)):", "",
+            *table(["claim", *(TITLE[d] for d in datasets)], rows)]  # fmt: skip
 
 
 def style(tables: dict[str, dict], metas: dict[str, dict], style_dim: int) -> list[str]:
@@ -93,7 +148,7 @@ def style(tables: dict[str, dict], metas: dict[str, dict], style_dim: int) -> li
         shown = [c for c in STYLE_ROWS if c in rows]
         best = {k: max((rows[c][k]["mean"] for c in shown if rows[c].get(k)), default=None) for k in keys}
         for c in shown:
-            cells = [number(rows[c].get(k), 3) for k in keys]
+            cells = [number(rows[c].get(k), 3, len(metas[dataset][c]["seeds"])) for k in keys]
             cells = [f"**{s}**" if rows[c].get(k) and rows[c][k]["mean"] == best[k] else s for s, k in zip(cells, keys)]
             out.append([f"{TITLE[dataset]} {c}", str(len(metas[dataset][c]["seeds"])), *cells])
     text = (f"Style at equal dimension (PCA to {style_dim} dims; chance 0.2 for 5 bins, 0.33 for thickness; bold: "
@@ -118,14 +173,18 @@ def bits(tables: dict[str, dict], scl_bits: tuple[int, ...]) -> list[str]:
             *table(head, out)]  # fmt: skip
 
 
-def block(tables: dict[str, dict], metas: dict[str, dict], suite: dict) -> list[str]:
-    """The generated block, markers included. ``tables``/``metas``: claims.load_table per dataset; ``suite``: its
-    "configs", "seeds", "other" ({dataset: OOD dataset}), "style_dim" and "scl_bits"."""
+def block(tables: dict[str, dict], metas: dict[str, dict], claims: dict[str, list[dict]], suite: dict) -> list[str]:
+    """The generated block, markers included. ``tables``/``metas``: claims.load_table per dataset; ``claims``: the
+    verdicts per dataset; ``suite``: its "configs", "seeds", "other" ({dataset: OOD dataset}), "posterior"
+    ({dataset: {config: posterior score}}), "style_dim" and "scl_bits"."""
     lines = [BEGIN, "", *status(tables, metas, suite["configs"], suite["seeds"]), ""]
     for dataset, rows in tables.items():
         lines += [*headline(dataset, suite["other"][dataset], rows, metas[dataset]), ""]
-    lines += [*style(tables, metas, suite["style_dim"]), "", *bits(tables, suite["scl_bits"]), "", END]
-    return lines
+    for dataset, rows in tables.items():
+        posterior = suite["posterior"][dataset]
+        lines += [*more_uncertainty(dataset, suite["other"][dataset], rows, metas[dataset], posterior), ""]
+    lines += [*style(tables, metas, suite["style_dim"]), "", *bits(tables, suite["scl_bits"]), ""]
+    return [*lines, *verdicts(claims), "", END]
 
 
 def rewrite(page: Path, lines: list[str]) -> None:

@@ -96,8 +96,7 @@ def curve(method: str, args) -> dict:
         summary = evaluate(run, epoch, ends[epoch])["summary"]
         points.append({"epoch": epoch, "step": ends[epoch], "linear_acc": summary["linear_acc"]})
         print(f"{preset} epoch {epoch}: linear acc {summary['linear_acc']:.4f}", flush=True)
-    final = points[-1]["linear_acc"]
-    plateau = next(p["epoch"] for p in points if 100 * (final - p["linear_acc"]) <= args.plateau)
+    plateau = plateau_epoch(points, args.plateau)
     return {
         "method": method,
         "preset": preset,
@@ -106,6 +105,14 @@ def curve(method: str, args) -> dict:
         "points": points,
         "plateau_epoch": plateau,
     }
+
+
+def plateau_epoch(points: list[dict], within: float) -> int | None:
+    """The first listed epoch whose linear accuracy is within ``within`` points of the last one; None when only the
+    last point is (it is within 0 points of itself by construction, so it shows no plateau: "not before")."""
+    final = points[-1]["linear_acc"]
+    first = next(p["epoch"] for p in points if 100 * (final - p["linear_acc"]) <= within)
+    return None if first == points[-1]["epoch"] and len(points) > 1 else first
 
 
 def markdown(report: dict) -> str:
@@ -123,7 +130,8 @@ def markdown(report: dict) -> str:
     ]
     for c in report["curves"]:
         accs = " | ".join(f"{p['linear_acc']:.4f}" for p in c["points"])
-        lines.append(f"| {c['preset']} | {accs} | epoch {c['plateau_epoch']} |")
+        plateau = f"epoch {c['plateau_epoch']}" if c["plateau_epoch"] else f"not before epoch {epochs[-1]}"
+        lines.append(f"| {c['preset']} | {accs} | {plateau} |")
     return "\n".join(lines) + "\n"
 
 

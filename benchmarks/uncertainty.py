@@ -156,6 +156,17 @@ def default_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) ->
     return method.uncertainty_kinds()[0] if method.probabilistic else "knn_distance"
 
 
+def posterior_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) -> str | None:
+    """The score of the posterior itself for a trained run of ``preset`` + ``overrides``: the method's
+    evidence-chosen posterior score (``Method.aleatoric_kind``, what it reports without the epistemic head);
+    None for a deterministic method."""
+    from probssl.config import load_config
+    from probssl.methods import create_method
+
+    method = create_method(load_config(preset, overrides=overrides), image_shape)
+    return method.aleatoric_kind() if method.probabilistic else None
+
+
 def current_default(label: str, dataset: str) -> str | None:
     """:func:`default_score` of one of this suite's configs."""
     preset, extra = CONFIGS[label]

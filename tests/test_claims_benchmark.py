@@ -31,6 +31,8 @@ def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
     assert (
         simclr["primary_score"] in simclr["scores"] and "ood_auroc/other" in simclr["scores"]["knn_distance"]
     )  # digits: other = noise
+    assert "epistemic" in simclr["scores"] and simclr["primary_score"] == "knn_distance"  # the head, not the default
+    assert simclr["suite_overrides"] == ["data.train_subset=300"]
     assert set(simclr["quantized"]["by_bits"]) == {str(b) for b in claims.SCL_BITS}
     assert "style_acc@4d/rotation" in simclr["summary"]
     report = json.loads(out.with_suffix(".json").read_text())["datasets"]["digits"]
@@ -89,8 +91,20 @@ def _table(a, b):
             {"mean": 1.0, "se": 0.0, "n": 3},
             {"mean": 1.0, "se": 0.0, "n": 3},
             0.0,
-            "tie (equal means: neither is better)",
+            "tie (equal means to 4 decimals: neither is better)",
         ),
+        (
+            {"mean": 0.99999, "se": None, "n": 1},
+            {"mean": 1.0, "se": None, "n": 1},
+            0.0,
+            "tie (equal means to 4 decimals: neither is better)",
+        ),
+        # a margin claim: "within 2 s.e." measures the distance to -margin, not to 0
+        ({"mean": 0.781, "se": 0.003, "n": 3}, {"mean": 0.8, "se": 0.003, "n": 3}, 0.02, "supported (within 2 s.e.)"),
+        ({"mean": 0.799, "se": 0.003, "n": 3}, {"mean": 0.8, "se": 0.003, "n": 3}, 0.02, "supported"),
+        # one side with one seed has no s.e.; three identical seeds have s.e. 0 and are not "1 seed"
+        ({"mean": 0.9, "se": 0.01, "n": 3}, {"mean": 0.8, "se": None, "n": 1}, 0.0, "supported (1 seed: no s.e.)"),
+        ({"mean": 0.9, "se": 0.0, "n": 3}, {"mean": 0.8, "se": 0.0, "n": 3}, 0.0, "supported"),
     ],
 )
 def test_verdict_rule(a, b, margin, verdict):
@@ -158,6 +172,7 @@ def test_default_rule_picks_the_models_own_best_worst_case_score():
     assert rule["vae"]["rule"] == "epistemic"  # worst set 0.995 within 0.01 of combined's 1.0: the single score
     assert rule["scl-gaussian"]["rule"] == "sigma_mean"  # 0.9 and 0.905 tie, no epistemic: the higher mean (0.9475)
     lines = "\n".join(claims.default_rule_section(rule))
+    assert "| simvae |" in lines and "| scl-gaussian |" in lines
     mean = f"{(0.4 + 0.7 + 0.03 + 0.7) / 4:.3f}"
     row = f"| simvae | log_det_cov | {mean} | 0.030 | 0.600 | epistemic | 0.973 | 0.900 | 0.610 | 1.000 | 1.000 | 0.900 | 4 |"
     assert row + " epistemic |" in lines
@@ -217,3 +232,15 @@ def test_docs_numbers_carry_their_standard_error():
     assert claims.claims_docs.number(None, 3) == "–"
     assert claims.claims_docs.number(claims.mean_se([0.5]), 3) == "0.500"
     assert claims.claims_docs.number(claims.mean_se([0.5, 0.7]), 3) == "0.600 ± 0.100"
+
+
+def test_a_deterministic_methods_knn_default_is_a_candidate_and_wins_ties():
+    """SimCLR's default, the kNN distance, competes with the head's epistemic score: the better worst set wins,
+    a tie keeps the current default."""
+    better = {"mnist": {"simclr": _scores(knn_distance=(0.92, 0.87, 0.7), epistemic=(0.95, 1.0, 0.6))}}
+    tie = {"mnist": {"simclr": _scores(knn_distance=(0.99, 1.0, 0.9), epistemic=(0.995, 1.0, 0.6))}}
+    for tables, expected in ((better, "epistemic"), (tie, "knn_distance")):
+        metas = {"mnist": {"simclr": {"primary_score": "knn_distance", "evaluated_with": ["knn_distance"]}}}
+        assert claims.default_rule(tables, metas)["simclr"]["rule"] == expected
+    assert claims.CONFIGS["simclr"][1] == claims.EPISTEMIC  # the suite's SimCLR carries the head ...
+    assert claims.library_default("simclr", "mnist") == "knn_distance"  # ... and its users' default is still kNN

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import learning_curve  # noqa: E402
 
 
 def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
@@ -28,9 +30,7 @@ def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
         assert (
             p["linear_acc"] == json.loads((run / f"eval-epoch{p['epoch']}.json").read_text())["summary"]["linear_acc"]
         )
-    final = c["points"][-1]["linear_acc"]
-    first_within = next(p["epoch"] for p in c["points"] if 100 * (final - p["linear_acc"]) <= 0.5)
-    assert c["plateau_epoch"] == first_within and c["train_s"] > 0
+    assert c["plateau_epoch"] == learning_curve.plateau_epoch(c["points"], 0.5) and c["train_s"] > 0
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["curves"][0]["train_s"] == 0.0  # nothing retrained
@@ -63,3 +63,12 @@ def test_curve_trains_in_the_claims_run_unless_that_run_finished(tmp_path):
         lc.run_dir("simclr", argparse.Namespace(**{**vars(args), "claims_runs": None}))
         == args.runs / "mnist" / "simclr"
     )
+
+
+def test_the_last_point_alone_is_no_plateau():
+    def pts(*accs):
+        return [{"epoch": e, "linear_acc": a} for e, a in zip((1, 2, 5, 10), accs)]
+
+    assert learning_curve.plateau_epoch(pts(0.90, 0.95, 0.985, 0.988), 0.5) == 5  # 0.3 points below epoch 10
+    assert learning_curve.plateau_epoch(pts(0.90, 0.92, 0.93, 0.95), 0.5) is None  # still 2 points up at the end
+    assert learning_curve.plateau_epoch(pts(0.95), 0.5) == 1  # a one-point curve is its own reference
