@@ -82,6 +82,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "cr-vae": ("cr-vae-{d}", EPISTEMIC),
     **{f"scl-bits-{b}": ("scl-bernoulli-{d}", [f"method.latent_dim={b}", *EPISTEMIC]) for b in SCL_BITS if b != 128},
 }
+BITS_CONFIGS = {b: "scl-bernoulli" if b == 128 else f"scl-bits-{b}" for b in SCL_BITS}  # code size -> its config
 EVAL = dict(  # the uncertainty suite's sizes (benchmarks/uncertainty.py), so the two read alike
     corruption_samples=200,
     ambiguity_samples=200,
@@ -135,7 +136,8 @@ def record_of(m: dict, label: str, run: Path, seconds: dict, other: str) -> dict
     return {
         "config": label,
         "preset": CONFIGS[label][0].format(d=m["run"]["dataset"]),
-        "overrides": CONFIGS[label][1],
+        # the config's overrides as this run trained: a run started before EPISTEMIC joined its config has no head
+        "overrides": [o for o in CONFIGS[label][1] if o not in EPISTEMIC or m["config"]["method"].get("epistemic")],
         "supervised": label in SUPERVISED,
         "dataset": m["run"]["dataset"],
         "seed": m["run"]["seed"],
@@ -316,7 +318,7 @@ def compare(table: dict, text: str, left: tuple[str, str], right: tuple[str, str
     diff = a["mean"] - b["mean"]
     se = math.sqrt((a["se"] or 0.0) ** 2 + (b["se"] or 0.0) ** 2)
     verdict = "supported" if diff > -margin else "not supported"
-    if round(diff, 4) == 0 and margin == 0:  # e.g. two AUROCs of 1.0 (or 0.99999): the tables' 4 decimals
+    if round(a["mean"], 4) == round(b["mean"], 4) and margin == 0:  # equal as the tables print them (4 decimals)
         verdict = "tie (equal means to 4 decimals: neither is better)"
     elif min(a["n"], b["n"]) < 2:
         verdict += " (1 seed: no s.e.)"
@@ -374,8 +376,7 @@ def scl_claims(table: dict, margin: float = 0.02) -> list[dict]:
         compare(table, f"SCL: the 128-bit code ({ratio:.0f}x compression) keeps simclr's linear accuracy within "
                 f"{margin:.2f}", ("scl-bernoulli", "linear_acc"), ("simclr", "linear_acc"), margin=margin)
     )  # fmt: skip
-    for b in SCL_BITS:
-        label = "scl-bernoulli" if b == 128 else f"scl-bits-{b}"
+    for b, label in BITS_CONFIGS.items():
         out.append(compare(table, f"SCL: a {b}-bit code > simclr's features stored in {b} bits",
                            (label, "linear_acc"), ("simclr", f"quantized_acc@{b}bits")))  # fmt: skip
     return out
@@ -405,13 +406,11 @@ def simvae_claims(table: dict, style_dim: int) -> list[dict]:
 
 
 def cell(x: dict | None) -> str:
-    if not x:
-        return "–"
-    return f"{x['mean']:.4f}" + (f" ± {x['se']:.4f}" if x.get("se") is not None else "")
+    """A report cell: mean ± s.e. to 4 decimals."""
+    return claims_docs.number(x, 4)
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+markdown_table = claims_docs.table
 
 
 UNCERTAINTY_COLUMNS = [
@@ -437,27 +436,8 @@ def dataset_section(dataset: str, table: dict, meta: dict, verdicts: list[dict],
     rows = [[shown(c), str(meta[c]["primary_score"]), *(cell(table[c].get(f"default/{k}")) for k, _ in UNCERTAINTY_COLUMNS)]
             for c in table]  # fmt: skip
     lines += markdown_table(["config", "default score", *(h for _, h in UNCERTAINTY_COLUMNS)], rows)
-    style = sorted({k for rows in table.values() for k in rows if k.startswith(f"style_acc@{args.style_dim}d/")})
-    rows = [[shown(c), *(cell(table[c].get(k)) for k in [f"content_acc@{args.style_dim}d", *style])] for c in table]
-    lines += ["", f"Content and style probes on the representation reduced to {args.style_dim} dimensions (PCA):", ""]
-    lines += markdown_table(["config", "content", *(k.split("/", 1)[1] for k in style)], rows)
-    rows = []
-    for b in SCL_BITS:
-        label = "scl-bernoulli" if b == 128 else f"scl-bits-{b}"
-        rows.append(
-            [
-                str(b),
-                cell(table.get(label, {}).get("linear_acc")),
-                cell(table.get("simclr", {}).get(f"quantized_acc@{b}bits")),
-            ]
-        )
-    lines += [
-        "",
-        "Linear accuracy at a bit budget: SCL's Bernoulli code vs simclr's features stored in as many bits:",
-        "",
-    ]
-    lines += markdown_table(["bits", "SCL code", "simclr, PCA + quantised"], rows)
-    lines += ["", "Claims:", ""]
+    lines += ["", *claims_docs.style({dataset: table}, {dataset: meta}, args.style_dim, shown=list(table))]
+    lines += ["", *claims_docs.bits({dataset: table}, BITS_CONFIGS), "", "Claims:", ""]
     lines += markdown_table(["claim", "verdict", "numbers"],
                             [[v["claim"], v["verdict"], "; ".join(f"{k} {x}" for k, x in v["numbers"].items())] for v in verdicts])  # fmt: skip
     return lines + [""]
@@ -528,8 +508,9 @@ def default_rule_section(rule: dict[str, dict]) -> list[str]:
     text = (
         "Default-score evidence: the default each config's records were evaluated with against the rule's choice "
         "among the scores the model "
-        f"reports itself (the highest worst-set OOD AUROC over the recorded sets; within {TIE_AUROC} of it, "
-        f"`{SIMPLEST}` if tied, else the higher mean), with the evaluation's kNN distance for reference:"
+        f"reports itself and its current default (the highest worst-set OOD AUROC over the recorded sets; within "
+        f"{TIE_AUROC} of it, the current default if tied, else `{SIMPLEST}`, else the higher mean), with the "
+        "evaluation's kNN distance for reference:"
     )
     return ["## Default scores", "", text, ""] + markdown_table(
         [*head, "kNN mean OOD", "kNN min OOD", "kNN misclf.", "OOD sets", "default now"], rows
@@ -598,7 +579,7 @@ def report(args) -> dict:
     if args.docs:
         posterior = {d: {c: library_posterior(c, d) for c in t} for d, t in tables.items()}
         suite = {"configs": list(CONFIGS), "seeds": args.seeds, "other": OTHER, "posterior": posterior,
-                 "style_dim": args.style_dim, "scl_bits": SCL_BITS}  # fmt: skip
+                 "style_dim": args.style_dim, "bits_configs": BITS_CONFIGS}  # fmt: skip
         found = {d: payload["datasets"][d]["claims"] for d in tables}
         claims_docs.rewrite(args.docs, claims_docs.block(tables, metas, found, suite))
     write_atomically(args.out.with_suffix(".json"), json.dumps(payload, indent=1) + "\n")

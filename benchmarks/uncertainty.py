@@ -146,11 +146,7 @@ def default_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) ->
     """The score this probssl reports by default for a trained run of ``preset`` + ``overrides`` (eval.json records
     the one of its own version): with the epistemic head, the default as configured (the head's scores exist once
     it is fitted); else the first of the method's scores, or the kNN distance for a deterministic method."""
-    from probssl.config import load_config
-    from probssl.methods import create_method
-
-    config = load_config(preset, overrides=overrides)
-    method = create_method(config, image_shape)
+    config, method = built(preset, overrides, image_shape)
     if config.method.epistemic:
         return config.method.uncertainty_score or type(method).default_uncertainty or method.uncertainty_kinds()[0]
     return method.uncertainty_kinds()[0] if method.probabilistic else "knn_distance"
@@ -160,11 +156,17 @@ def posterior_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) 
     """The score of the posterior itself for a trained run of ``preset`` + ``overrides``: the method's
     evidence-chosen posterior score (``Method.aleatoric_kind``, what it reports without the epistemic head);
     None for a deterministic method."""
+    _, method = built(preset, overrides, image_shape)
+    return method.aleatoric_kind() if method.probabilistic else None
+
+
+def built(preset: str, overrides: list[str], image_shape) -> tuple:
+    """(config, untrained method) of ``preset`` + ``overrides``: what its class and config say about its scores."""
     from probssl.config import load_config
     from probssl.methods import create_method
 
-    method = create_method(load_config(preset, overrides=overrides), image_shape)
-    return method.aleatoric_kind() if method.probabilistic else None
+    config = load_config(preset, overrides=overrides)
+    return config, create_method(config, image_shape)
 
 
 def current_default(label: str, dataset: str) -> str | None:

@@ -187,6 +187,14 @@ def test_the_report_reads_every_record_with_the_librarys_default_now():
     rec = {"config": "simvae", "dataset": "mnist", "summary": {}, "primary_score": "log_det_cov"}
     rec["scores"] = {"log_det_cov": {"ood_auroc/other": 0.03}, "epistemic": {"ood_auroc/other": 0.99}}
     assert claims.flat_numbers(rec)["default/ood_auroc/other"] == 0.99
+    assert claims.flat_numbers(rec)["posterior/ood_auroc/other"] == 0.03  # the posterior's own score, no head
+
+
+def test_the_posterior_score_is_the_methods_own_without_the_head():
+    assert claims.library_posterior("vsimclr", "mnist") == "log_det_cov"  # VCL's log det K
+    assert claims.library_posterior("scl-bernoulli", "mnist") == "bit_entropy"
+    assert claims.library_posterior("scl-gaussian", "mnist") == "trace"
+    assert claims.library_posterior("simclr", "mnist") is None  # deterministic: no posterior score
 
 
 def test_a_report_for_one_dataset_keeps_the_other_datasets_records(tmp_path, capsys):

@@ -30,7 +30,9 @@ def test_learning_curve_reads_each_epochs_checkpoint_and_resumes(tmp_path):
         assert (
             p["linear_acc"] == json.loads((run / f"eval-epoch{p['epoch']}.json").read_text())["summary"]["linear_acc"]
         )
-    assert c["plateau_epoch"] == learning_curve.plateau_epoch(c["points"], 0.5) and c["train_s"] > 0
+    final = c["points"][-1]["linear_acc"]
+    first_within = next(p["epoch"] for p in c["points"] if 100 * (final - p["linear_acc"]) <= 0.5)
+    assert c["plateau_epoch"] == (None if first_within == 2 else first_within) and c["train_s"] > 0
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(out.with_suffix(".json").read_text())["curves"][0]["train_s"] == 0.0  # nothing retrained
