@@ -252,3 +252,17 @@ def test_a_deterministic_methods_knn_default_is_a_candidate_and_wins_ties():
         assert claims.default_rule(tables, metas)["simclr"]["rule"] == expected
     assert claims.CONFIGS["simclr"][1] == claims.EPISTEMIC  # the suite's SimCLR carries the head ...
     assert claims.library_default("simclr", "mnist") == "knn_distance"  # ... and its users' default is still kNN
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_every_two_epoch_claim_has_its_counterpart_here(dataset):
+    """The docs' "what changed" table pairs each committed 2-epoch claim with a claim this suite makes: none is
+    dropped (a renamed claim on either side fails here)."""
+    before = claims.two_epoch_claims(ROOT / "benchmarks" / "results", [dataset])[dataset]
+    pairs = claims.two_epoch_counterparts(dataset)
+    scl = {"scl-bernoulli": {"compression_ratio": {"mean": 49.0}}}
+    style = {"simvae": {f"style_acc@10d/{t}": None for t in claims.STYLE_TASKS}}  # the probes a record carries
+    made = {c["claim"] for c in claims.vcl_claims({}) + claims.scl_claims(scl) + claims.simvae_claims(style, 10)}
+    assert len(before) == 19
+    for c in before:
+        assert pairs.get(c["claim"]) in made, c["claim"]
