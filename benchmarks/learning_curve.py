@@ -19,6 +19,10 @@ the suite finished kept only its last checkpoints, so the curve then trains its 
 Resumable: a finished run is not retrained and an evaluated checkpoint is not re-evaluated (its
 ``eval-epochE.json`` is kept beside the run), an interrupted run continues from its last checkpoint.
 Outputs: ``--out`` (default ``benchmarks/results/learning-curve-DATASET``) ``.json`` and ``.md``.
+
+``--report-only`` trains and evaluates nothing: it re-derives each curve's plateau epoch (with the JSON's own
+``plateau_points``) and the Markdown from the existing ``--out`` JSON, e.g. after the plateau rule changed; the
+JSON keeps the command and machine that measured it and records the re-deriving command as ``report_command``.
 """
 
 from __future__ import annotations
@@ -135,6 +139,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rederive(out: Path) -> None:
+    """Rewrite OUT.json's plateau epochs and OUT.md from OUT.json's own points (``--report-only``)."""
+    path = out.with_suffix(".json")
+    if not path.exists():
+        sys.exit(f"{path}: no such report; --report-only re-derives an existing one (run without it first)")
+    report = json.loads(path.read_text())
+    for c in report["curves"]:
+        c["plateau_epoch"] = plateau_epoch(c["points"], report["plateau_points"])
+    report["report_command"] = "python benchmarks/learning_curve.py " + " ".join(sys.argv[1:])
+    write_report(out, report, markdown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
@@ -148,9 +164,12 @@ def main() -> None:
     )
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true", help="re-derive plateaus and Markdown from --out's JSON")
     args = parser.parse_args()
     args.epochs = sorted(set(args.epochs))
     out = args.out or HERE / "results" / f"learning-curve-{args.dataset}"
+    if args.report_only:
+        return rederive(out)
     load = [round(x, 2) for x in os.getloadavg()]
     curves = [curve(method, args) for method in args.methods]
     report = {

@@ -74,3 +74,23 @@ def test_the_last_point_alone_is_no_plateau():
     assert learning_curve.plateau_epoch(pts(0.90, 0.95, 0.985, 0.988), 0.5) == 5  # 0.3 points below epoch 10
     assert learning_curve.plateau_epoch(pts(0.90, 0.92, 0.93, 0.95), 0.5) is None  # still 2 points up at the end
     assert learning_curve.plateau_epoch(pts(0.95), 0.5) == 1  # a one-point curve is its own reference
+
+
+def test_report_only_rederives_plateaus_and_markdown_from_the_json(tmp_path):
+    """--report-only trains nothing: it recomputes each plateau from the JSON's own points and plateau_points, keeps
+    the measuring command and machine, and records its own command."""
+    out = tmp_path / "curve"
+    points = [{"epoch": e, "step": 10 * e, "linear_acc": a} for e, a in ((1, 0.90), (2, 0.97), (5, 0.972))]
+    machine = {"cpu_model": "X", "cpu_bf16": {"native_bf16": False}, "torch": "t", "threads": 1, "date": "d"}
+    report = {"command": "measured", "machine": machine, "dataset": "digits", "seed": 0, "epochs": [1, 2, 5]}
+    report |= {"plateau_points": 0.5, "curves": [{"preset": "simclr-digits", "points": points, "plateau_epoch": 1}]}
+    out.with_suffix(".json").write_text(json.dumps(report))
+    cmd = [sys.executable, "benchmarks/learning_curve.py", "--report-only", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["curves"][0]["plateau_epoch"] == 2 and again["command"] == "measured"
+    assert again["report_command"].endswith(f"--report-only --out {out}")
+    assert "| simclr-digits | 0.9000 | 0.9700 | 0.9720 | epoch 2 |" in out.with_suffix(".md").read_text()
+    missing = subprocess.run([*cmd[:-1], str(tmp_path / "none")], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no such report" in missing.stderr and "Traceback" not in missing.stderr
