@@ -132,7 +132,7 @@ def verdict_cell(c: dict | None) -> str:
 
 
 def verdicts(claims: dict[str, list[dict]]) -> list[str]:
-    """Every claim with its verdict and numbers per dataset (``claims``: {dataset: claims.py's verdicts})."""
+    """Every claim with its verdict and numbers per dataset (``claims``: {dataset: claims_report's verdicts})."""
     datasets = list(claims)
     texts = list(dict.fromkeys(c["claim"] for cs in claims.values() for c in cs))
     by = {d: {c["claim"]: c for c in cs} for d, cs in claims.items()}
@@ -201,9 +201,9 @@ def bits(tables: dict[str, dict], bits_configs: dict[int, str]) -> list[str]:
 
 
 def block(tables: dict[str, dict], metas: dict[str, dict], claims: dict[str, list[dict]], suite: dict) -> list[str]:
-    """The generated block, markers included. ``tables``/``metas``: claims.load_table per dataset; ``claims``: the
-    verdicts per dataset; ``suite``: its "configs", "seeds", "other" ({dataset: OOD dataset}), "posterior"
-    ({dataset: {config: posterior score}}), "style_dim" and "bits_configs" ({bits: config})."""
+    """The generated block, markers included. ``tables``/``metas``: claims_report.load_table per dataset;
+    ``claims``: the verdicts per dataset; ``suite``: its "configs", "seeds", "other" ({dataset: OOD dataset}),
+    "posterior" ({dataset: {config: posterior score}}), "style_dim" and "bits_configs" ({bits: config})."""
     lines = [BEGIN, "", *status(tables, metas, suite["configs"], suite["seeds"]), ""]
     for dataset, rows in tables.items():
         lines += [*headline(dataset, suite["other"][dataset], rows, metas[dataset]), ""]

@@ -19,6 +19,7 @@ Runs are resumable (a run with eval.json is skipped). Outputs:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -161,11 +162,18 @@ def posterior_score(preset: str, overrides: list[str], image_shape=(1, 28, 28)) 
 
 
 def built(preset: str, overrides: list[str], image_shape) -> tuple:
-    """(config, untrained method) of ``preset`` + ``overrides``: what its class and config say about its scores."""
+    """(config, untrained method) of ``preset`` + ``overrides``: what its class and config say about its scores.
+    Built once per argument set (``default_score`` and ``posterior_score`` of one config share it); callers only
+    read it."""
+    return _built(preset, tuple(overrides), tuple(image_shape))
+
+
+@functools.cache
+def _built(preset: str, overrides: tuple[str, ...], image_shape: tuple[int, ...]) -> tuple:
     from probssl.config import load_config
     from probssl.methods import create_method
 
-    config = load_config(preset, overrides=overrides)
+    config = load_config(preset, overrides=list(overrides))
     return config, create_method(config, image_shape)
 
 

@@ -1,5 +1,6 @@
 """benchmarks/claims.py: one committed record per (dataset, config, seed) with its budget, the equal-size
-comparisons and the uncertainty protocol; a second call trains nothing; the verdict rule."""
+comparisons and the uncertainty protocol; a second call trains nothing. benchmarks/claims_report.py: the verdict
+rule, the default scores and the report read from the records."""
 
 import json
 import os
@@ -12,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import claims  # noqa: E402
+import claims_docs  # noqa: E402
+import claims_report  # noqa: E402
+from uncertainty import mean_se  # noqa: E402
 
 
 def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
@@ -33,7 +37,7 @@ def test_records_budget_and_comparisons_then_resumes_without_training(tmp_path):
     )  # digits: other = noise
     assert "epistemic" in simclr["scores"] and simclr["primary_score"] == "knn_distance"  # the head, not the default
     assert simclr["suite_overrides"] == ["data.train_subset=300"]
-    assert set(simclr["quantized"]["by_bits"]) == {str(b) for b in claims.SCL_BITS}
+    assert set(simclr["quantized"]["by_bits"]) == {str(b) for b in claims_report.SCL_BITS}
     assert "style_acc@4d/rotation" in simclr["summary"]
     report = json.loads(out.with_suffix(".json").read_text())["datasets"]["digits"]
     (bits32,) = [c for c in report["claims"] if c["claim"].startswith("SCL: a 32-bit code")]
@@ -108,11 +112,11 @@ def _table(a, b):
     ],
 )
 def test_verdict_rule(a, b, margin, verdict):
-    assert claims.compare(_table(a, b), "c", ("x", "k"), ("y", "k"), margin)["verdict"] == verdict
+    assert claims_report.compare(_table(a, b), "c", ("x", "k"), ("y", "k"), margin)["verdict"] == verdict
 
 
 def test_a_missing_side_is_not_measured():
-    assert claims.compare({"x": {}}, "c", ("x", "k"), ("y", "k"))["verdict"] == "not measured"
+    assert claims_report.compare({"x": {}}, "c", ("x", "k"), ("y", "k"))["verdict"] == "not measured"
 
 
 def test_a_failed_run_is_reported_and_the_suite_goes_on(tmp_path):
@@ -160,7 +164,7 @@ def test_default_rule_picks_the_models_own_best_worst_case_score():
     metas = {
         d: {c: {"primary_score": "epistemic", "evaluated_with": ["log_det_cov"]} for c in t} for d, t in tables.items()
     }
-    rule = claims.default_rule(tables, metas)
+    rule = claims_report.default_rule(tables, metas)
     simvae = rule["simvae"]
     # worst set: epistemic 0.9 beats combined 0.8 (whose mean is the higher on MNIST); kNN is not the model's own
     assert simvae["rule"] == "epistemic" and simvae["evaluated_with"] == ["log_det_cov"]
@@ -171,7 +175,7 @@ def test_default_rule_picks_the_models_own_best_worst_case_score():
     assert simvae["scores"]["log_det_cov"]["min_ood"] == 0.03
     assert rule["vae"]["rule"] == "epistemic"  # worst set 0.995 within 0.01 of combined's 1.0: the single score
     assert rule["scl-gaussian"]["rule"] == "sigma_mean"  # 0.9 and 0.905 tie, no epistemic: the higher mean (0.9475)
-    lines = "\n".join(claims.default_rule_section(rule))
+    lines = "\n".join(claims_report.default_rule_section(rule))
     assert "| simvae |" in lines and "| scl-gaussian |" in lines
     mean = f"{(0.4 + 0.7 + 0.03 + 0.7) / 4:.3f}"
     row = f"| simvae | log_det_cov | {mean} | 0.030 | 0.600 | epistemic | 0.973 | 0.900 | 0.610 | 1.000 | 1.000 | 0.900 | 4 |"
@@ -180,21 +184,37 @@ def test_default_rule_picks_the_models_own_best_worst_case_score():
 
 def test_the_report_reads_every_record_with_the_librarys_default_now():
     """A record keeps the default it was evaluated with; the report's default columns use this probssl's."""
-    assert claims.library_default("simclr", "mnist") == "knn_distance"
-    assert claims.library_default("vsimclr", "fashion-mnist") == "epistemic"
+    assert claims_report.library_default("simclr", "mnist") == "knn_distance"
+    assert claims_report.library_default("vsimclr", "fashion-mnist") == "epistemic"
     for label in ("scl-bernoulli", "scl-gaussian", "simvae", "vae", "beta-vae", "cr-vae", "scl-bits-32"):
-        assert claims.library_default(label, "digits") == "epistemic", label
+        assert claims_report.library_default(label, "digits") == "epistemic", label
     rec = {"config": "simvae", "dataset": "mnist", "summary": {}, "primary_score": "log_det_cov"}
     rec["scores"] = {"log_det_cov": {"ood_auroc/other": 0.03}, "epistemic": {"ood_auroc/other": 0.99}}
-    assert claims.flat_numbers(rec)["default/ood_auroc/other"] == 0.99
-    assert claims.flat_numbers(rec)["posterior/ood_auroc/other"] == 0.03  # the posterior's own score, no head
+    assert claims_report.flat_numbers(rec)["default/ood_auroc/other"] == 0.99
+    assert claims_report.flat_numbers(rec)["posterior/ood_auroc/other"] == 0.03  # the posterior's own score, no head
 
 
 def test_the_posterior_score_is_the_methods_own_without_the_head():
-    assert claims.library_posterior("vsimclr", "mnist") == "log_det_cov"  # VCL's log det K
-    assert claims.library_posterior("scl-bernoulli", "mnist") == "bit_entropy"
-    assert claims.library_posterior("scl-gaussian", "mnist") == "trace"
-    assert claims.library_posterior("simclr", "mnist") is None  # deterministic: no posterior score
+    assert claims_report.library_posterior("vsimclr", "mnist") == "log_det_cov"  # VCL's log det K
+    assert claims_report.library_posterior("scl-bernoulli", "mnist") == "bit_entropy"
+    assert claims_report.library_posterior("scl-gaussian", "mnist") == "trace"
+    assert claims_report.library_posterior("simclr", "mnist") is None  # deterministic: no posterior score
+
+
+def test_the_default_and_the_posterior_score_share_one_build_of_the_method():
+    import uncertainty
+
+    uncertainty._built.cache_clear()
+    claims_report.library_default("simvae", "digits")
+    claims_report.library_posterior("simvae", "digits")
+    info = uncertainty._built.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+
+
+def test_the_report_module_does_not_import_the_suite():
+    """claims.py imports claims_report, never the reverse."""
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import claims_report; assert 'claims' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).returncode == 0
 
 
 def test_a_report_for_one_dataset_keeps_the_other_datasets_records(tmp_path, capsys):
@@ -230,16 +250,16 @@ def test_the_docs_block_needs_its_markers(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no generated block"):
-        claims.claims_docs.rewrite(page, [claims.claims_docs.BEGIN, claims.claims_docs.END])
-    page.write_text(f"before\n{claims.claims_docs.BEGIN}\nold\n{claims.claims_docs.END}\nafter\n")
-    claims.claims_docs.rewrite(page, [claims.claims_docs.BEGIN, "new", claims.claims_docs.END])
-    assert page.read_text() == f"before\n{claims.claims_docs.BEGIN}\nnew\n{claims.claims_docs.END}\nafter\n"
+        claims_docs.rewrite(page, [claims_docs.BEGIN, claims_docs.END])
+    page.write_text(f"before\n{claims_docs.BEGIN}\nold\n{claims_docs.END}\nafter\n")
+    claims_docs.rewrite(page, [claims_docs.BEGIN, "new", claims_docs.END])
+    assert page.read_text() == f"before\n{claims_docs.BEGIN}\nnew\n{claims_docs.END}\nafter\n"
 
 
 def test_docs_numbers_carry_their_standard_error():
-    assert claims.claims_docs.number(None, 3) == "–"
-    assert claims.claims_docs.number(claims.mean_se([0.5]), 3) == "0.500"
-    assert claims.claims_docs.number(claims.mean_se([0.5, 0.7]), 3) == "0.600 ± 0.100"
+    assert claims_docs.number(None, 3) == "–"
+    assert claims_docs.number(mean_se([0.5]), 3) == "0.500"
+    assert claims_docs.number(mean_se([0.5, 0.7]), 3) == "0.600 ± 0.100"
 
 
 def test_a_deterministic_methods_knn_default_is_a_candidate_and_wins_ties():
@@ -249,20 +269,23 @@ def test_a_deterministic_methods_knn_default_is_a_candidate_and_wins_ties():
     tie = {"mnist": {"simclr": _scores(knn_distance=(0.99, 1.0, 0.9), epistemic=(0.995, 1.0, 0.6))}}
     for tables, expected in ((better, "epistemic"), (tie, "knn_distance")):
         metas = {"mnist": {"simclr": {"primary_score": "knn_distance", "evaluated_with": ["knn_distance"]}}}
-        assert claims.default_rule(tables, metas)["simclr"]["rule"] == expected
-    assert claims.CONFIGS["simclr"][1] == claims.EPISTEMIC  # the suite's SimCLR carries the head ...
-    assert claims.library_default("simclr", "mnist") == "knn_distance"  # ... and its users' default is still kNN
+        assert claims_report.default_rule(tables, metas)["simclr"]["rule"] == expected
+    assert claims_report.CONFIGS["simclr"][1] == claims_report.EPISTEMIC  # the suite's SimCLR carries the head ...
+    assert claims_report.library_default("simclr", "mnist") == "knn_distance"  # ... and its users' default is still kNN
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_every_two_epoch_claim_has_its_counterpart_here(dataset):
     """The docs' "what changed" table pairs each committed 2-epoch claim with a claim this suite makes: none is
     dropped (a renamed claim on either side fails here)."""
-    before = claims.two_epoch_claims(ROOT / "benchmarks" / "results", [dataset])[dataset]
-    pairs = claims.two_epoch_counterparts(dataset)
+    before = claims_report.two_epoch_claims(ROOT / "benchmarks" / "results", [dataset])[dataset]
+    pairs = claims_report.two_epoch_counterparts(dataset)
     scl = {"scl-bernoulli": {"compression_ratio": {"mean": 49.0}}}
-    style = {"simvae": {f"style_acc@10d/{t}": None for t in claims.STYLE_TASKS}}  # the probes a record carries
-    made = {c["claim"] for c in claims.vcl_claims({}) + claims.scl_claims(scl) + claims.simvae_claims(style, 10)}
+    style = {"simvae": {f"style_acc@10d/{t}": None for t in claims_report.STYLE_TASKS}}  # the probes a record carries
+    made = {
+        c["claim"]
+        for c in claims_report.vcl_claims({}) + claims_report.scl_claims(scl) + claims_report.simvae_claims(style, 10)
+    }
     assert len(before) == 19
     for c in before:
         assert pairs.get(c["claim"]) in made, c["claim"]
