@@ -203,7 +203,8 @@ def bits(tables: dict[str, dict], bits_configs: dict[int, str]) -> list[str]:
 def block(tables: dict[str, dict], metas: dict[str, dict], claims: dict[str, list[dict]], suite: dict) -> list[str]:
     """The generated block, markers included. ``tables``/``metas``: claims_report.load_table per dataset;
     ``claims``: the verdicts per dataset; ``suite``: its "configs", "seeds", "other" ({dataset: OOD dataset}),
-    "posterior" ({dataset: {config: posterior score}}), "style_dim" and "bits_configs" ({bits: config})."""
+    "posterior" ({dataset: {config: posterior score}}), "style_dim", "bits_configs" ({bits: config}) and "rules" (the
+    default- and posterior-score evidence, as lines)."""
     lines = [BEGIN, "", *status(tables, metas, suite["configs"], suite["seeds"]), ""]
     for dataset, rows in tables.items():
         lines += [*headline(dataset, suite["other"][dataset], rows, metas[dataset]), ""]
@@ -211,7 +212,7 @@ def block(tables: dict[str, dict], metas: dict[str, dict], claims: dict[str, lis
         posterior = suite["posterior"][dataset]
         lines += [*more_uncertainty(dataset, suite["other"][dataset], rows, metas[dataset], posterior), ""]
     lines += [*style(tables, metas, suite["style_dim"]), "", *bits(tables, suite["bits_configs"]), ""]
-    lines += [*verdicts(claims), ""]
+    lines += [*verdicts(claims), "", *suite.get("rules", []), *([""] if suite.get("rules") else [])]
     moved = changes(claims, suite.get("two_epoch", {}))
     return [*lines, *moved, *([""] if moved else []), END]
 

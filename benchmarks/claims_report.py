@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE / "harness"))
 sys.path.insert(0, str(HERE))
 import claims_docs  # noqa: E402
 from machine import machine_info  # noqa: E402
-from uncertainty import default_score, mean_se, posterior_score  # noqa: E402
+from uncertainty import built, default_score, mean_se, posterior_score  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------- the suite
 
@@ -362,18 +362,21 @@ def default_rule(tables: dict[str, dict], metas: dict[str, dict]) -> dict[str, d
     return out
 
 
-def default_rule_section(rule: dict[str, dict]) -> list[str]:
-    def cells(st: dict | None) -> list[str]:
-        if not st or st["mean_ood"] is None:
-            return ["–", "–", "–"]
-        return [f"{st['mean_ood']:.3f}", f"{st['min_ood']:.3f}", "–" if st["misclf"] is None else f"{st['misclf']:.3f}"]
+def rule_cells(st: dict | None) -> list[str]:
+    """A score's mean OOD AUROC, worst-set OOD AUROC and misclassification AUROC (:func:`score_stats`), as cells."""
+    if not st or st["mean_ood"] is None:
+        return ["–", "–", "–"]
+    return [f"{st['mean_ood']:.3f}", f"{st['min_ood']:.3f}", "–" if st["misclf"] is None else f"{st['misclf']:.3f}"]
 
+
+def default_rule_section(rule: dict[str, dict]) -> list[str]:
     rows = []
     for config, r in rule.items():
         then = r["evaluated_with"][0] if len(r["evaluated_with"]) == 1 else "/".join(r["evaluated_with"])
         sets = len(r["scores"][r["rule"]]["ood_by_set"])
-        rows.append([shown(config), then, *cells(r["scores"].get(then)), r["rule"], *cells(r["scores"][r["rule"]]),
-                     *cells(r["scores"].get("knn_distance")), str(sets), "/".join(r["current"])])  # fmt: skip
+        rows.append([shown(config), then, *rule_cells(r["scores"].get(then)), r["rule"],
+                     *rule_cells(r["scores"][r["rule"]]), *rule_cells(r["scores"].get("knn_distance")), str(sets),
+                     "/".join(r["current"])])  # fmt: skip
     head = ["config", "evaluated with", "mean OOD", "min OOD", "misclf.", "rule's choice", "mean OOD", "min OOD"]
     head += ["misclf."]
     text = (
@@ -383,9 +386,52 @@ def default_rule_section(rule: dict[str, dict]) -> list[str]:
         f"{TIE_AUROC} of it, the current default if tied, else `{SIMPLEST}`, else the higher mean), with the "
         "evaluation's kNN distance for reference:"
     )
-    return ["## Default scores", "", text, ""] + markdown_table(
+    return [text, ""] + markdown_table(
         [*head, "kNN mean OOD", "kNN min OOD", "kNN misclf.", "OOD sets", "default now"], rows
     )
+
+
+def posterior_kinds(label: str, dataset: str) -> list[str]:
+    """The scores a config's posterior reports itself (its family's ``uncertainty_kinds``); [] if deterministic."""
+    _, method = built(*shipped(label, dataset))
+    return list(method.posterior_class.uncertainty_kinds()) if method.probabilistic else []
+
+
+def posterior_rule(tables: dict[str, dict]) -> dict[str, dict]:
+    """{config: the evidence for its posterior's own score} (``posterior_uncertainty``: what a probabilistic method
+    reports without its epistemic head, and what ``combined`` adds to it): :func:`default_rule`'s rule among the
+    posterior family's scores only -- the highest worst-set OOD AUROC over every recorded set; within ``TIE_AUROC``
+    of it, the current posterior score, else the higher mean."""
+    out = {}
+    for config in CONFIGS:
+        held = [d for d, t in tables.items() if config in t]
+        if not held or (current := library_posterior(config, held[0])) is None:
+            continue
+        stats = {n: score_stats(tables, config, n) for n in posterior_kinds(config, held[0])}
+        own = [n for n in stats if stats[n]["mean_ood"] is not None]
+        if not own:
+            continue
+        best = max(stats[n]["min_ood"] for n in own)
+        tied = [n for n in own if stats[n]["min_ood"] >= best - TIE_AUROC]
+        choice = max(tied, key=lambda n: (n == current, stats[n]["mean_ood"]))
+        out[config] = {"current": current, "rule": choice, "scores": stats}
+    return out
+
+
+def posterior_rule_section(rule: dict[str, dict]) -> list[str]:
+    rows = []
+    for config, r in rule.items():
+        now, chosen = r["scores"][r["current"]], r["scores"][r["rule"]]
+        rows.append([shown(config), r["current"], *rule_cells(now), r["rule"], *rule_cells(chosen),
+                     str(len(chosen["ood_by_set"]))])  # fmt: skip
+    head = ["config", "posterior score now", "mean OOD", "min OOD", "misclf.", "rule's choice", "mean OOD"]
+    head += ["min OOD", "misclf.", "OOD sets"]
+    text = (
+        "Posterior-score evidence (what a probabilistic method reports without its epistemic head, and what "
+        "`combined` adds): the posterior's own score now against the same rule among the posterior family's scores "
+        f"only (the highest worst-set OOD AUROC; within {TIE_AUROC} of it, the current one, else the higher mean):"
+    )
+    return [text, "", *markdown_table(head, rows)]
 
 
 def reported_datasets(args) -> list[str]:
@@ -444,13 +490,16 @@ def report(args) -> dict:
         payload["datasets"][dataset] = {"table": table, "meta": meta, "claims": verdicts}
         lines += dataset_section(dataset, table, meta, verdicts, args)
     payload["default_scores"] = default_rule(tables, metas)
-    lines += [*default_rule_section(payload["default_scores"]), ""]
+    payload["posterior_scores"] = posterior_rule(tables)
+    rules = [*default_rule_section(payload["default_scores"]), "", *posterior_rule_section(payload["posterior_scores"])]
+    lines += ["## Default scores", "", *default_rule_section(payload["default_scores"]), ""]
+    lines += ["## Posterior scores", "", *posterior_rule_section(payload["posterior_scores"]), ""]
     lines += ["## Completeness", "", *completeness(args), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.docs:
         posterior = {d: {c: library_posterior(c, d) for c in t} for d, t in tables.items()}
         suite = {"configs": list(CONFIGS), "seeds": args.seeds, "other": OTHER, "posterior": posterior,
-                 "style_dim": args.style_dim, "bits_configs": BITS_CONFIGS}  # fmt: skip
+                 "style_dim": args.style_dim, "bits_configs": BITS_CONFIGS, "rules": rules}  # fmt: skip
         found = {d: payload["datasets"][d]["claims"] for d in tables}
         before = two_epoch_claims(HERE / "results", list(tables))
         suite["two_epoch"] = {d: (before[d], two_epoch_counterparts(d)) for d in before}

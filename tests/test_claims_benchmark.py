@@ -182,6 +182,28 @@ def test_default_rule_picks_the_models_own_best_worst_case_score():
     assert row + " epistemic |" in lines
 
 
+def test_posterior_rule_judges_the_posterior_familys_scores_only():
+    """The posterior score (no head) is chosen among the family's own scores by the worst-set OOD AUROC; a score
+    within TIE_AUROC of the best keeps the current one; the heads' and the evaluation's scores are not candidates."""
+    tables = {
+        "mnist": {
+            "vsupcon": _scores(log_det_cov=(0.08, 1.0, 0.05), angular_spread=(0.73, 0.9, 0.6), epistemic=(1, 1, 1)),
+            "vsimclr": _scores(log_det_cov=(0.6, 1.0, 0.4), angular_spread=(0.595, 0.99, 0.3), trace=(0.5, 1, 0.4)),
+            "simclr": _scores(knn_distance=(0.99, 1.0, 0.9)),
+        },
+        "fashion-mnist": {"vsupcon": _scores(log_det_cov=(0.2, 1.0, 0.2), angular_spread=(0.6, 0.95, 0.6))},
+    }
+    rule = claims_report.posterior_rule(tables)
+    assert set(rule) == {"vsupcon", "vsimclr"}  # SimCLR has no posterior
+    assert rule["vsupcon"]["current"] == "log_det_cov" and rule["vsupcon"]["rule"] == "angular_spread"
+    assert "epistemic" not in rule["vsupcon"]["scores"]  # the head is not the posterior's
+    assert rule["vsupcon"]["scores"]["angular_spread"]["min_ood"] == 0.6
+    assert rule["vsimclr"]["rule"] == "log_det_cov"  # 0.595 is within 0.01 of 0.6: the current one stays
+    lines = "\n".join(claims_report.posterior_rule_section(rule))
+    mean = f"{(0.73 + 0.9 + 0.6 + 0.95) / 4:.3f}"
+    assert f"| vsupcon (supervised) | log_det_cov | 0.570 | 0.080 | 0.125 | angular_spread | {mean} | 0.600 |" in lines
+
+
 def test_the_report_reads_every_record_with_the_librarys_default_now():
     """A record keeps the default it was evaluated with; the report's default columns use this probssl's."""
     assert claims_report.library_default("simclr", "mnist") == "knn_distance"
