@@ -339,6 +339,15 @@ def score_stats(tables: dict[str, dict], config: str, score: str) -> dict:
     }
 
 
+def worst_set_choice(stats: dict[str, dict], candidates: list[str], preferred: list[set[str]]) -> str:
+    """The rule both score choices share: among ``candidates`` (:func:`score_stats` each), those within
+    ``TIE_AUROC`` of the highest worst-set OOD AUROC; of these, one in the first of ``preferred``'s sets, else in the
+    next, ..., else the higher mean."""
+    best = max(stats[n]["min_ood"] for n in candidates)
+    tied = [n for n in candidates if stats[n]["min_ood"] >= best - TIE_AUROC]
+    return max(tied, key=lambda n: (*(n in names for names in preferred), stats[n]["mean_ood"]))
+
+
 def default_rule(tables: dict[str, dict], metas: dict[str, dict]) -> dict[str, dict]:
     """{config: the evidence for its default score}: among the scores the model itself reports (its posterior
     family's and its heads'; not the evaluation's kNN distance, density or MC dispersion, which need the training
@@ -354,9 +363,7 @@ def default_rule(tables: dict[str, dict], metas: dict[str, dict]) -> dict[str, d
         own = [n for n in stats if (n not in EVAL_ONLY_SCORES or n in now) and stats[n]["mean_ood"] is not None]
         if not own:
             continue
-        best = max(stats[n]["min_ood"] for n in own)
-        tied = [n for n in own if stats[n]["min_ood"] >= best - TIE_AUROC]
-        choice = max(tied, key=lambda n: (n in now, n == SIMPLEST, stats[n]["mean_ood"]))
+        choice = worst_set_choice(stats, own, [set(now), {SIMPLEST}])
         evaluated = sorted({s for m in metas.values() if config in m for s in m[config]["evaluated_with"]})
         out[config] = {"evaluated_with": evaluated, "current": now, "rule": choice, "scores": stats}
     return out
@@ -411,9 +418,7 @@ def posterior_rule(tables: dict[str, dict]) -> dict[str, dict]:
         own = [n for n in stats if stats[n]["mean_ood"] is not None]
         if not own:
             continue
-        best = max(stats[n]["min_ood"] for n in own)
-        tied = [n for n in own if stats[n]["min_ood"] >= best - TIE_AUROC]
-        choice = max(tied, key=lambda n: (n == current, stats[n]["mean_ood"]))
+        choice = worst_set_choice(stats, own, [{current}])
         out[config] = {"current": current, "rule": choice, "scores": stats}
     return out
 
