@@ -33,6 +33,47 @@ def extract(
     return torch.cat(out)
 
 
+def representations_from(
+    method: Method, images: Tensor, features: Tensor, posterior, kinds: tuple[str, ...] | list[str]
+) -> dict[str, Tensor]:
+    """{kind: [N, D] float32 on the CPU} of each representation kind of a batch of float ``images`` [N, C, H, W]
+    whose backbone ``features`` [N, F] and ``posterior`` are already made (``Method.representation_from``); a
+    method that overrides ``represent`` itself is asked through it."""
+    if type(method).represent is not Method.represent:
+        return {k: method.represent(images, k).float().cpu() for k in kinds}
+    return {k: method.representation_from(features, posterior, k).float().cpu() for k in kinds}
+
+
+@torch.no_grad()
+def extract_many(
+    method: Method,
+    images: Tensor,
+    kinds: tuple[str, ...] | list[str],
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> dict[str, Tensor]:
+    """:func:`extract` of several representation kinds (e.g. the evaluated one and ``backbone``) from one network
+    pass per batch: uint8 or float images [N, C, H, W] -> {kind: [N, D] float32 on the CPU}."""
+    method.eval()
+    kinds = [method.default_representation if k == "auto" else k for k in kinds]
+    needs_posterior = any(k != "backbone" for k in kinds)
+    asks_represent = type(method).represent is not Method.represent  # representations_from asks it per kind
+    out: dict[str, list[Tensor]] = {k: [] for k in kinds}
+    with autocast(torch.device(device), precision):
+        for i in range(0, len(images), batch_size):
+            x = to_float_images(images[i : i + batch_size].to(device))
+            if asks_represent:
+                features, q = None, None
+            elif needs_posterior:
+                features, q = method.features_and_posterior(x)
+            else:
+                features, q = method.forward_features(x), None
+            for k, r in representations_from(method, x, features, q, kinds).items():
+                out[k].append(r)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
 @torch.no_grad()
 def extract_uncertainty(
     method: Method, images: Tensor, batch_size: int = 1024, device: str | torch.device = "cpu", kind: str | None = None

@@ -10,7 +10,7 @@ from probssl.data import to_float_images
 from probssl.distributions import Posterior, StraightThroughBernoulli
 from probssl.evaluation.corruptions import uncertainty_vs_severity
 from probssl.evaluation.density import GaussianDensityScore
-from probssl.evaluation.features import extract
+from probssl.evaluation.features import extract_many, representations_from
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import Method
@@ -37,38 +37,59 @@ def dispersion(q: Posterior, samples: int) -> Tensor:
     return (1 - F.normalize(z, dim=-1).mean(0).norm(dim=-1)).clamp_min(0).cpu()
 
 
-@torch.no_grad()
-def posterior_scores(
-    method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
-) -> dict[str, Tensor]:
-    """Per-image scores [N] from ONE posterior per batch: every named score of the posterior's family
-    (``method.uncertainty_kinds()``, the method's default first) and the MC dispersion.
+#: Representations that need no random draw, so one pass can make them beside the seeded posterior samples.
+DRAWLESS_REPRESENTATIONS = ("backbone", "mean", "direction", "bits")
 
-    The draws are seeded (``seed``) without disturbing the caller's random state.
+
+@torch.no_grad()
+def network_scores(
+    method: Method,
+    images: Tensor,
+    samples: int,
+    batch_size: int,
+    device,
+    seed: int,
+    keep: tuple[str, ...] = (),
+    posterior: bool | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every score the network makes, from ONE float32 backbone pass per batch of ``images`` uint8/float
+    [N, C, H, W]: the posterior family's named scores and the MC dispersion (``posterior``; None: for a
+    probabilistic method, whose posterior is not a point mass) and the
+    method's extra scores (``extra_uncertainty_kinds()``: epistemic, combined, predicted loss), each [N] float32
+    on the CPU; and {kind: [N, D]} of each representation kind in ``keep`` (``DRAWLESS_REPRESENTATIONS`` only:
+    no draw may shift the seeded samples), made from the same pass (:func:`representations_from`).
+
+    The posterior draws are seeded (``seed``) without disturbing the caller's random state.
     """
     method.eval()
-    kinds = method.posterior_class.uncertainty_kinds()  # the family's; extra (method-level) scores: extra_scores
-    out: dict[str, list[Tensor]] = {k: [] for k in [*kinds, "mc_dispersion"]}
+    posterior = method.probabilistic if posterior is None else posterior
+    kinds = method.posterior_class.uncertainty_kinds() if posterior else []
+    needs_posterior = posterior or any(k != "backbone" for k in keep)
+    out: dict[str, list[Tensor]] = {}
+    kept: dict[str, list[Tensor]] = {k: [] for k in keep}
     step = max(1, batch_size // 4)  # S samples per image: keep [S, B, d] small
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
-            q = method.posterior(to_float_images(images[i : i + step].to(device)))
-            for kind in kinds:
-                out[kind].append(q.uncertainty(kind).float().cpu())
-            out["mc_dispersion"].append(dispersion(q, samples))
-    return {k: torch.cat(v) for k, v in out.items()}
+            x = to_float_images(images[i : i + step].to(device))
+            features, q = method.features_and_posterior(x) if needs_posterior else (method.forward_features(x), None)
+            scores = {kind: q.uncertainty(kind) for kind in kinds}
+            if posterior:
+                scores["mc_dispersion"] = dispersion(q, samples)
+            scores.update(method.extra_uncertainty_from(features, q))
+            for name, u in scores.items():
+                out.setdefault(name, []).append(u.float().cpu())
+            for k, r in representations_from(method, x, features, q, keep).items():
+                kept[k].append(r)
+    return {k: torch.cat(v) for k, v in out.items()}, {k: torch.cat(v) for k, v in kept.items()}
 
 
-@torch.no_grad()
-def extra_scores(method: Method, images: Tensor, batch_size: int, device) -> dict[str, Tensor]:
-    """``method.extra_uncertainty`` of every image, batched: {name: [N]} (float32, CPU)."""
-    method.eval()
-    out: dict[str, list[Tensor]] = {}
-    for i in range(0, len(images), batch_size):
-        for name, u in method.extra_uncertainty(to_float_images(images[i : i + batch_size].to(device))).items():
-            out.setdefault(name, []).append(u.float().cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
+def posterior_scores(
+    method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
+) -> dict[str, Tensor]:
+    """Per-image scores [N] from ONE posterior per batch: every named score of the posterior's family and the MC
+    dispersion (and the method's extra scores, made by the same pass: :func:`network_scores`)."""
+    return network_scores(method, images, samples, batch_size, device, seed, posterior=True)[0]
 
 
 def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
@@ -79,9 +100,11 @@ def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int,
 class Scorer:
     """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
 
-    At most three forward passes per batch: one posterior (its named scores + mc_dispersion), one representation
-    (knn_distance, skipped when it is passed in) and one backbone (density; shared with the representation when
-    that is the backbone).
+    One float32 network pass per batch (:func:`network_scores`) makes the posterior's scores, mc_dispersion and the
+    method's extra scores and, when evaluation runs in float32, the representation (knn_distance) and the backbone
+    features (density) too. With a lower evaluation precision (e.g. bf16), the representation and the backbone
+    features come from one more pass under that autocast, as the training split's ``train_x`` did, so a query and
+    its references are made alike.
 
     train_x: the training split's representation [N, D]; train_backbone / train_labels: its backbone features and
     labels, for the density score (None: no density score).
@@ -118,22 +141,21 @@ class Scorer:
 
     def all(self, images: Tensor, feats: Tensor | None = None) -> dict[str, Tensor]:
         """{score: [N]} for images uint8/float [N, C, H, W]; ``feats``: their representation if already known."""
-        o = self.opts
-        out = {}
-        if self.method.probabilistic:
-            out.update(posterior_scores(self.method, images, o.mc_samples, o.batch_size, self.device, o.seed))
-        if self.extra:
-            out.update(extra_scores(self.method, images, o.batch_size, self.device))
-        if feats is None:
-            feats = extract(self.method, images, self.kind, o.batch_size, self.device, o.precision)
-        out["knn_distance"] = knn_distance_score(self.train_x, feats, k=o.knn_score_k)
-        if self.density is not None:
-            backbone = (
-                feats
-                if self.kind == "backbone"
-                else extract(self.method, images, "backbone", o.batch_size, self.device, o.precision)
+        o, method = self.opts, self.method
+        kind = method.default_representation if self.kind == "auto" else self.kind
+        need = [k for k in dict.fromkeys([kind if feats is None else None, "backbone" if self.density else None]) if k]
+        shared = o.precision == "fp32" and set(need) <= set(DRAWLESS_REPRESENTATIONS)
+        out: dict[str, Tensor] = {}
+        kept: dict[str, Tensor] = {}
+        if method.probabilistic or self.extra or (shared and need):
+            out, kept = network_scores(
+                method, images, o.mc_samples, o.batch_size, self.device, o.seed, tuple(need) if shared else ()
             )
-            out["density"] = self.density.score(backbone).float()
+        if need and not shared:  # the representation as the training split's was made: under o.precision
+            kept = extract_many(method, images, need, o.batch_size, self.device, o.precision)
+        out["knn_distance"] = knn_distance_score(self.train_x, kept[kind] if feats is None else feats, k=o.knn_score_k)
+        if self.density is not None:
+            out["density"] = self.density.score(kept["backbone"]).float()
         return out
 
     def score(self, images: Tensor, name: str) -> Tensor:

@@ -9,7 +9,10 @@ One vocabulary across methods (as timm's ``forward_features`` / ``forward_head``
   * ``forward_features(images [N, C, H, W]) -> [N, F]``: the backbone;
   * ``forward_head(features [..., F]) -> ...``: whatever the method's head makes of them (unit-norm
     projections, ``(loc, scale)`` of a posterior, a latent posterior, ...; each method documents it);
-  * ``posterior(images) -> Posterior``: q(z|x) (see :mod:`probssl.distributions.base` for the contract);
+  * ``posterior_from_features(features [N, F]) -> Posterior``: q(z|x) from the backbone's features (see
+    :mod:`probssl.distributions.base` for the contract), so that ``posterior(images)`` is
+    ``posterior_from_features(forward_features(images))`` and every score of an image needs one backbone pass
+    (``features_and_posterior``); a method whose posterior does not factor this way overrides ``posterior``;
   * ``represent(images, kind)``: the representation evaluated downstream.
 
 Each method owns its hyper-parameters: a :class:`~probssl.config.MethodConfig` subclass set as
@@ -183,7 +186,8 @@ def density_fit_batches(n: int, batch_size: int, limit: int | None = None, seed:
 class Method(nn.Module):
     """Base class: a backbone plus whatever head and loss the method adds.
 
-    Subclasses implement :meth:`loss_terms` and :meth:`posterior`. ``forward`` is ``loss_terms``
+    Subclasses implement :meth:`loss_terms` and :meth:`posterior_from_features` (or :meth:`posterior`, when
+    their posterior does not factor through the backbone features). ``forward`` is ``loss_terms``
     so that wrappers such as DistributedDataParallel see the whole computation.
     """
 
@@ -230,10 +234,31 @@ class Method(nn.Module):
         """
         raise NotImplementedError
 
+    def posterior_from_features(self, features: Tensor) -> Posterior:
+        """[N, F] backbone features -> q(z|x) with batch_shape [N] and event_shape [d]."""
+        raise NotImplementedError(
+            f"method {self.name!r} defines neither posterior_from_features(features) nor posterior(images)"
+        )
+
     @_checks_input
     def posterior(self, images: Tensor) -> Posterior:
         """[N, C, H, W] images (uint8, or float in [0, 1]) -> q(z|x) with batch_shape [N] and event_shape [d]."""
-        raise NotImplementedError
+        return self.posterior_from_features(self.forward_features(images))
+
+    @_checks_input
+    def features_and_posterior(self, images: Tensor) -> tuple[Tensor, Posterior]:
+        """[N, C, H, W] -> (backbone features [N, F], q(z|x)), in one backbone pass when the posterior is made from
+        the features (every built-in method); in two when a subclass overrides ``posterior`` itself."""
+        if not self.posterior_factors():
+            return self.forward_features(images), self.posterior(images)
+        features = self.forward_features(images)
+        return features, self.posterior_from_features(features)
+
+    @classmethod
+    def posterior_factors(cls) -> bool:
+        """Whether ``posterior(images)`` is ``posterior_from_features(forward_features(images))`` (no subclass
+        overrides ``posterior``)."""
+        return cls.posterior is Method.posterior
 
     def kl_to_prior(self, posterior: Posterior) -> Tensor | None:
         """[B] the KL term this method's loss puts on each posterior (before its weight beta), or None when the
@@ -356,9 +381,12 @@ class Method(nn.Module):
         with torch.no_grad():
             for i in density_fit_batches(len(images), batch_size):
                 x = to_float_images(images[i : i + batch_size])
-                feats.append(self.forward_features(x).float().cpu())
-                if self.probabilistic:  # posterior() runs the backbone a second time (it takes images)
-                    aleatoric.append(self.posterior(x).uncertainty(self.aleatoric_kind()).float().cpu())
+                if self.probabilistic:
+                    features, q = self.features_and_posterior(x)
+                    aleatoric.append(q.uncertainty(self.aleatoric_kind()).float().cpu())
+                else:
+                    features = self.forward_features(x)
+                feats.append(features.float().cpu())
             features = torch.cat(feats)
             self.feature_density.fit(features)
             density = self.feature_density.distance(features)
@@ -373,25 +401,30 @@ class Method(nn.Module):
         cls = type(self)
         return next((k for k in (cls.posterior_uncertainty, cls.default_uncertainty) if k in kinds), kinds[0])
 
-    def _density_scores(self, images: Tensor, features: Tensor, with_combined: bool = True) -> dict[str, Tensor]:
-        density = self.feature_density.distance(features)
-        if self.probabilistic and with_combined:  # `combined` costs the posterior's own backbone pass
-            aleatoric = self.posterior(images).uncertainty(self.aleatoric_kind()).float()
-            return {"epistemic": density, "combined": self.feature_density.combined(aleatoric, density)}
-        return {"epistemic": density}
-
     @torch.no_grad()
     def extra_uncertainty(self, images: Tensor, only: str | None = None) -> dict[str, Tensor]:
         """[N, C, H, W] -> {score name: [N]} of scores that are not the posterior family's (higher = more
         uncertain): ``predicted_loss`` with a loss predictor, ``epistemic`` and ``combined`` with a fitted feature
-        density. ``uncertainty_kinds()`` lists them after the family's. ``only``: one of them is needed (``combined``
-        is left out unless asked for: it runs the backbone a second time)."""
+        density. ``uncertainty_kinds()`` lists them after the family's. ``only``: one of them is needed (the
+        posterior, which ``combined`` needs, is made only when ``combined`` is asked for)."""
+        if self.probabilistic and only in (None, "combined") and "combined" in self.extra_uncertainty_kinds():
+            features, q = self.features_and_posterior(images)
+            return self.extra_uncertainty_from(features, q)
+        return self.extra_uncertainty_from(self.forward_features(images))
+
+    @torch.no_grad()
+    def extra_uncertainty_from(self, features: Tensor, posterior: Posterior | None = None) -> dict[str, Tensor]:
+        """The scores of :meth:`extra_uncertainty` from an image batch's backbone features [N, F] and, for
+        ``combined``, its posterior (None: no ``combined``): {score name: [N]}, without running the network."""
         out = {}
-        features = self.forward_features(images)
         if self.loss_predictor is not None:
             out[PREDICTED_LOSS] = self.loss_predictor(features.float())
         if self.feature_density is not None and bool(self.feature_density.fitted):
-            out.update(self._density_scores(images, features, with_combined=only in (None, "combined")))
+            density = self.feature_density.distance(features)
+            out["epistemic"] = density
+            if self.probabilistic and posterior is not None:
+                aleatoric = posterior.uncertainty(self.aleatoric_kind()).float()
+                out["combined"] = self.feature_density.combined(aleatoric, density)
         return out
 
     def extra_uncertainty_kinds(self, fitted_only: bool = True) -> list[str]:
@@ -463,21 +496,27 @@ class Method(nn.Module):
         kind = self.default_representation if kind == "auto" else kind
         if kind == "backbone":
             return self.forward_features(images)
-        q = self.posterior(images)
-        mean = q.mean_direction
-        if kind == "mean":
-            return mean
-        if kind == "direction":
-            return F.normalize(mean, dim=-1)
-        if kind == "sample":
-            return q.sample()
+        return self.representation_from(None, self.posterior(images), kind)
+
+    def representation_from(self, features: Tensor | None, posterior: Posterior | None, kind: str = "auto") -> Tensor:
+        """:meth:`represent` of a batch whose backbone features [N, F] and posterior are already made: [N, D]
+        (``features`` is needed only for ``backbone``, ``posterior`` for every other kind)."""
+        kind = self.default_representation if kind == "auto" else kind
+        if kind == "backbone":
+            return features
+        if kind not in REPRESENTATIONS:
+            raise ValueError(f"Unknown representation '{kind}'; choose from auto, {', '.join(REPRESENTATIONS)}")
+        q = posterior
         if kind == "bits":
             if not isinstance(q, StraightThroughBernoulli):
                 raise ValueError(
                     f"representation 'bits' needs a Bernoulli posterior; {self.name} has {type(q).__name__}"
                 )
-            return (q.probs > 0.5).to(images.dtype)
-        raise ValueError(f"Unknown representation '{kind}'; choose from auto, {', '.join(REPRESENTATIONS)}")
+            return (q.probs > 0.5).float()
+        if kind == "sample":
+            return q.sample()
+        mean = q.mean_direction
+        return mean if kind == "mean" else F.normalize(mean, dim=-1)
 
 
 def _parameter_device(module: nn.Module) -> torch.device | None:

@@ -138,8 +138,8 @@ class GenerativeMethod(Method):
         return gaussian_log_likelihood(torch.sigmoid(logits), x, self.log_var_x, start_dim=start)
 
     # ------------------------------------------------------------------ posterior / plots
-    def posterior(self, images: Tensor) -> DiagonalNormal:
-        return DiagonalNormal(*self.forward_head(self.forward_features(images)))
+    def posterior_from_features(self, features: Tensor) -> DiagonalNormal:
+        return DiagonalNormal(*self.forward_head(features))
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """[n, d] draws from the marginal prior p(z) of one latent (N(0, I) here)."""

@@ -139,6 +139,6 @@ class MCInfoNCE(Method):
         per_pair = math.log(self.num_samples) - torch.logsumexp(log_p, dim=0)  # [V*N, V-1]
         return per_pair.reshape(v, n, v - 1).mean(dim=(0, 2))
 
-    def posterior(self, images):
-        direction, kappa = self.forward_head(self.forward_features(images))
+    def posterior_from_features(self, features):
+        direction, kappa = self.forward_head(features)
         return self.posterior_class(direction, kappa)

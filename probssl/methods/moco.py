@@ -130,5 +130,5 @@ class MoCo(Method):
         self.queue[index[-size:]] = keys[-size:].to(self.queue.dtype)
         self.queue_ptr.fill_((ptr + len(keys)) % size)
 
-    def posterior(self, images):
-        return PointMass(self.forward_head(self.forward_features(images)))
+    def posterior_from_features(self, features):
+        return PointMass(self.forward_head(features))

@@ -224,8 +224,8 @@ class SCL(Method):
             loss = loss + self.beta * self.kl(q).reshape(v, n).mean(0)
         return loss
 
-    def posterior(self, images):
-        return self.forward_head(self.forward_features(images))
+    def posterior_from_features(self, features):
+        return self.forward_head(features)
 
     def representation_bits(self) -> int:
         """Storage of one representation: latent_dim bits, or latent_dim float32 numbers."""

@@ -57,5 +57,5 @@ class SimCLR(Method):
         z = self.forward_head(self.encode_views(views))
         return info_nce(z, self.temperature, self.gather, reduction="none").mean(0)
 
-    def posterior(self, images):
-        return PointMass(self.forward_head(self.forward_features(images)))
+    def posterior_from_features(self, features):
+        return PointMass(self.forward_head(features))

@@ -75,5 +75,5 @@ class VICReg(Method):
                 totals[key] = totals[key] + value if key in totals else value
         return {key: value / len(pairs) for key, value in totals.items()}
 
-    def posterior(self, images):
-        return PointMass(self.forward_head(self.forward_features(images)))
+    def posterior_from_features(self, features):
+        return PointMass(self.forward_head(features))

@@ -180,5 +180,5 @@ class VSimCLR(Method):
         """[V, N, d] samples on the sphere -> scalar contrastive loss ("mean") or [V, N] per anchor ("none")."""
         return info_nce(z, self.temperature, self.gather, reduction)
 
-    def posterior(self, images):
-        return self.family(self.forward_head(self.forward_features(images)))
+    def posterior_from_features(self, features):
+        return self.family(self.forward_head(features))

@@ -98,3 +98,24 @@ def test_the_epistemic_default_runs_the_backbone_once(run):
         torch.testing.assert_close(u, method.extra_uncertainty(x)["epistemic"])
     finally:
         handle.remove()
+
+
+def test_combined_and_the_heads_fit_make_one_backbone_pass_per_image(run):
+    """`combined` needs the features (density) and the posterior (aleatoric part): both from one backbone pass, with
+    the numbers of the two made apart; fitting the head when training ends also passes each image once."""
+    _, method, _ = load_run(run)
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    x = torch.rand(6, 1, 8, 8)
+    try:
+        method.on_train_end(torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8), batch_size=16)  # a refit
+        assert sum(seen) == 40
+        seen.clear()
+        combined = method.uncertainty(x, "combined")
+        assert sum(seen) == 6
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        aleatoric = method.posterior(x).uncertainty(method.aleatoric_kind()).float()
+        density = method.feature_density.distance(method.forward_features(x))
+    torch.testing.assert_close(combined, method.feature_density.combined(aleatoric, density))

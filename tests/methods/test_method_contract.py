@@ -84,3 +84,29 @@ def test_checkpoint_round_trip(method, tmp_path):
     fresh.load_state_dict(load_checkpoint(path).model)
     fresh.eval()
     torch.testing.assert_close(fresh.represent(x, "mean"), method.represent(x, "mean"))
+
+
+def test_one_backbone_pass_makes_the_features_the_posterior_and_the_representations(method):
+    """features_and_posterior runs the backbone once and gives what forward_features and posterior give apart;
+    representation_from makes every representation represent makes, from them (no draw: 'sample' is left out)."""
+    method.eval()
+    x = torch.rand(N, *SHAPE)
+    calls = []
+    handle = method.backbone.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        features, q = method.features_and_posterior(x)
+    finally:
+        handle.remove()
+    # one pass when the posterior is made from the features (every built-in method's is); two for a plugin method
+    # that overrides posterior(images) itself
+    factors = type(method).posterior_factors()
+    assert len(calls) == (1 if factors else 2)
+    assert factors or not type(method).__module__.startswith("probssl.")
+    reference = method.posterior(x)
+    torch.testing.assert_close(features, method.forward_features(x))
+    torch.testing.assert_close(q.mean_direction, reference.mean_direction)
+    for kind in method.posterior_class.uncertainty_kinds():
+        torch.testing.assert_close(q.uncertainty(kind), reference.uncertainty(kind), msg=kind)
+    binary = method.posterior_class is StraightThroughBernoulli
+    for kind in [k for k in REPRESENTATIONS if k != "sample" and (binary or k != "bits")]:
+        torch.testing.assert_close(method.representation_from(features, q, kind), method.represent(x, kind))

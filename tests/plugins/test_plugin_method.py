@@ -78,3 +78,15 @@ def test_its_keys_are_checked_by_its_own_schema():
         load_config(overrides=["method.name=test-margin-clr", "method.margin=0.95"])
     with pytest.raises(ConfigError, match="Unknown config key 'method.margin' of method 'simclr'"):
         load_config(overrides=["method.margin=0.2"])
+
+
+def test_a_method_that_overrides_posterior_itself_still_gets_every_score(tmp_path):
+    """MarginCLR defines posterior(images), not posterior_from_features: the one-pass paths fall back to two."""
+    config = load_config("simclr-digits", overrides=[*TINY, "method.name=test-margin-clr", "method.epistemic=true"])
+    method = Trainer(config, tmp_path / "run").fit().eval()
+    assert not MarginCLR.posterior_factors()
+    x = torch.rand(5, 1, 8, 8)
+    features, q = method.features_and_posterior(x)
+    torch.testing.assert_close(features, method.forward_features(x))
+    torch.testing.assert_close(q.mean_direction, method.posterior(x).mean_direction)
+    torch.testing.assert_close(method.extra_uncertainty_from(features)["epistemic"], method.uncertainty(x, "epistemic"))

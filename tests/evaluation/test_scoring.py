@@ -1,0 +1,98 @@
+"""The Scorer makes every per-image score from one network pass per batch (two when evaluation runs in a lower
+precision than float32), with the numbers the per-score public API gives: each score checked against an oracle
+that asks the method once per score, as evaluation did before the passes were shared."""
+
+import pytest
+import torch
+
+from probssl.config import load_config
+from probssl.data import to_float_images
+from probssl.evaluation import EvalOptions, extract
+from probssl.evaluation.scoring import Scorer, dispersion
+from probssl.evaluation.uncertainty import knn_distance_score
+from probssl.methods import create_method
+
+SHAPE = (1, 8, 8)
+
+
+def _fitted(preset: str):
+    torch.manual_seed(0)
+    method = create_method(load_config(preset, overrides=["method.epistemic=true"]), SHAPE).eval()
+    method.on_train_end(torch.randint(0, 256, (96, *SHAPE), dtype=torch.uint8))
+    return method
+
+
+def _scorer(method, precision: str) -> tuple[Scorer, EvalOptions]:
+    opts = EvalOptions(batch_size=16, mc_samples=4, precision=precision)
+    g = torch.Generator().manual_seed(1)
+    train = torch.randint(0, 256, (40, *SHAPE), dtype=torch.uint8, generator=g)
+    train_x = extract(method, train, "auto", opts.batch_size, "cpu", precision)
+    backbone = extract(method, train, "backbone", opts.batch_size, "cpu", precision)
+    labels = torch.arange(40) % 4
+    return Scorer(method, "auto", train_x, opts, "cpu", train_backbone=backbone, train_labels=labels), opts
+
+
+def _oracle(method, scorer: Scorer, opts: EvalOptions, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every score asked of the method on its own: the posterior's and the extra scores in float32, the kNN and
+    density features under the evaluation precision."""
+    x = to_float_images(images)
+    out = {}
+    with torch.no_grad():
+        if method.probabilistic:
+            q = method.posterior(x)
+            out = {k: q.uncertainty(k).float() for k in method.posterior_class.uncertainty_kinds()}
+            step, chunks = max(1, opts.batch_size // 4), []
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(opts.seed)
+                for i in range(0, len(x), step):
+                    chunks.append(dispersion(method.posterior(x[i : i + step]), opts.mc_samples))
+            out["mc_dispersion"] = torch.cat(chunks)
+        out.update({k: v.float() for k, v in method.extra_uncertainty(x).items()})
+    feats = extract(method, images, "auto", opts.batch_size, "cpu", opts.precision)
+    out["knn_distance"] = knn_distance_score(scorer.train_x, feats, k=opts.knn_score_k)
+    backbone = extract(method, images, "backbone", opts.batch_size, "cpu", opts.precision)
+    out["density"] = scorer.density.score(backbone).float()
+    return out
+
+
+@pytest.mark.parametrize("preset", ["vsimclr-digits", "scl-bernoulli-digits", "simvae-digits", "simclr-digits"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_score_equals_the_per_score_api_from_one_pass(preset, precision):
+    method = _fitted(preset)
+    scorer, opts = _scorer(method, precision)
+    images = torch.randint(0, 256, (24, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    try:
+        scores = scorer.all(images)
+    finally:
+        handle.remove()
+    # float32: one pass makes everything; bf16: the kNN / density features come from one more, under autocast
+    assert sum(seen) == len(images) * (1 if precision == "fp32" else 2)
+    oracle = _oracle(method, scorer, opts, images)
+    assert set(scores) == set(oracle) and set(scores) == set(scorer.names), (sorted(scores), sorted(oracle))
+    for name, value in oracle.items():
+        assert scores[name].shape == (len(images),), name
+        torch.testing.assert_close(scores[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_given_features_are_used_for_the_knn_score():
+    method = _fitted("vsimclr-digits")
+    scorer, opts = _scorer(method, "fp32")
+    images = torch.randint(0, 256, (8, *SHAPE), dtype=torch.uint8)
+    given = scorer.train_x[:8]
+    scores = scorer.all(images, feats=given)
+    torch.testing.assert_close(scores["knn_distance"], knn_distance_score(scorer.train_x, given, k=opts.knn_score_k))
+
+
+def test_a_sampled_representation_is_drawn_apart_from_the_seeded_posterior_draws():
+    """kind='sample' draws from the global generator, so it gets its own pass and cannot shift mc_dispersion's
+    seeded draws."""
+    method = _fitted("vsimclr-digits")
+    opts = EvalOptions(batch_size=16, mc_samples=4)
+    train = torch.randint(0, 256, (40, *SHAPE), dtype=torch.uint8)
+    scorer = Scorer(method, "sample", extract(method, train, "sample", 16, "cpu"), opts, "cpu")
+    images = torch.randint(0, 256, (12, *SHAPE), dtype=torch.uint8)
+    first, second = scorer.all(images), scorer.all(images)
+    torch.testing.assert_close(first["mc_dispersion"], second["mc_dispersion"])
+    assert not torch.equal(first["knn_distance"], second["knn_distance"])  # fresh draws each call
