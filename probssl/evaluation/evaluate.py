@@ -44,7 +44,7 @@ from probssl.config import Config, ConfigError, EvalConfig
 from probssl.data import DataError, DataSplits, load_splits
 from probssl.data.resident import resident_splits
 from probssl.evaluation._utils import json_clean
-from probssl.evaluation.features import extract, extract_embeddings
+from probssl.evaluation.features import extract, extract_many
 from probssl.evaluation.geometry import effective_rank
 from probssl.evaluation.options import RUNTIME_KEYS, EvalOptions
 from probssl.evaluation.probes import ProbeResult, knn_probe, linear_probe
@@ -159,12 +159,17 @@ def _context(method: Method, splits: DataSplits, opts: EvalOptions, device, conf
         raise ConfigError(f"representation {kind!r} cannot be evaluated for {method.name}: {err}") from err
     tic = time.perf_counter()
     p = opts.precision
-    feats = [
-        extract(method, s.images, kind, opts.batch_size, device, p) for s in (splits.train, splits.val, splits.test)
-    ]
-    embedding = extract_embeddings(method, splits.test.images, opts.batch_size, device, p)
+    # One pass per split: the training split's backbone features ride along when the uncertainty scores will
+    # want them (the density score), the test split's embedding (its "mean") always.
+    train_kinds = [kind, "backbone"] if opts.uncertainty and kind != "backbone" else [kind]
+    train = extract_many(method, splits.train.images, train_kinds, opts.batch_size, device, p)
+    val = extract(method, splits.val.images, kind, opts.batch_size, device, p)  # in split order: 'sample' draws
+    test = extract_many(method, splits.test.images, [kind, "mean"], opts.batch_size, device, p)
+    feats = [train[kind], val, test[kind]]
     labels = [splits.train.labels, splits.val.labels, splits.test.labels]
-    ctx = EvalContext(method, splits, opts, device, config, kind, feats, labels, embedding, image_dir)
+    ctx = EvalContext(method, splits, opts, device, config, kind, feats, labels, test["mean"], image_dir)
+    if "backbone" in train and kind != "backbone":
+        ctx.cache_backbone_train(train["backbone"])
     ctx.timing["features"] = time.perf_counter() - tic
     return ctx
 

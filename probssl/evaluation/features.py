@@ -56,13 +56,13 @@ def extract_many(
     """:func:`extract` of several representation kinds (e.g. the evaluated one and ``backbone``) from one network
     pass per batch: uint8 or float images [N, C, H, W] -> {kind: [N, D] float32 on the CPU}."""
     method.eval()
-    kinds = [method.default_representation if k == "auto" else k for k in kinds]
+    kinds = list(dict.fromkeys(method.default_representation if k == "auto" else k for k in kinds))
     needs_posterior = any(k != "backbone" for k in kinds)
     asks_represent = type(method).represent is not Method.represent  # representations_from asks it per kind
     out: dict[str, list[Tensor]] = {k: [] for k in kinds}
     with autocast(torch.device(device), precision):
         for i in range(0, len(images), batch_size):
-            x = to_float_images(images[i : i + batch_size].to(device))
+            x = method.check_images(images[i : i + batch_size].to(device), "represent")
             if asks_represent:
                 features, q = None, None
             elif needs_posterior:

@@ -264,7 +264,7 @@ class OnlineMonitor(Callback):
         default = method.uncertainty_kinds()[0]
         features, q = method.features_and_posterior(both)  # one backbone pass for every score below
         if default in method.extra_uncertainty_kinds():  # e.g. a density fitted when training ended
-            u_all = method.extra_uncertainty_from(features, q)[default].float().cpu()
+            u_all = method.extra_uncertainty_of(both, features, q)[default].float().cpu()
         else:
             u_all = q.uncertainty(default).float().cpu()
         out = _quantiles(f"monitor/u_{default}", u_all[:n])

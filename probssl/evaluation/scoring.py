@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from probssl.data import to_float_images
 from probssl.distributions import Posterior, StraightThroughBernoulli
 from probssl.evaluation.corruptions import uncertainty_vs_severity
 from probssl.evaluation.density import GaussianDensityScore
@@ -52,12 +51,13 @@ def network_scores(
     keep: tuple[str, ...] = (),
     posterior: bool | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Every score the network makes, from ONE float32 backbone pass per batch of ``images`` uint8/float
-    [N, C, H, W]: the posterior family's named scores and the MC dispersion (``posterior``; None: for a
-    probabilistic method, whose posterior is not a point mass) and the
-    method's extra scores (``extra_uncertainty_kinds()``: epistemic, combined, predicted loss), each [N] float32
-    on the CPU; and {kind: [N, D]} of each representation kind in ``keep`` (``DRAWLESS_REPRESENTATIONS`` only:
-    no draw may shift the seeded samples), made from the same pass (:func:`representations_from`).
+    """Every score the network makes, from one float32 backbone pass per batch of ``images`` uint8/float
+    [N, C, H, W] (two for a method that overrides ``posterior``: ``Method.features_and_posterior``): the posterior
+    family's named scores and the MC dispersion (``posterior``; None: for a probabilistic method, whose posterior
+    is not a point mass) and the method's extra scores (``extra_uncertainty_kinds()``: epistemic, combined,
+    predicted loss), each [N] float32 on the CPU; and {kind: [N, D]} of each representation kind in ``keep``
+    (``DRAWLESS_REPRESENTATIONS`` of a method that does not override ``represent``: nothing may draw inside the
+    seeded block), made from the same pass (:func:`representations_from`).
 
     The posterior draws are seeded (``seed``) without disturbing the caller's random state.
     """
@@ -71,12 +71,12 @@ def network_scores(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
-            x = to_float_images(images[i : i + step].to(device))
+            x = method.check_images(images[i : i + step].to(device), "uncertainty")
             features, q = method.features_and_posterior(x) if needs_posterior else (method.forward_features(x), None)
             scores = {kind: q.uncertainty(kind) for kind in kinds}
             if posterior:
                 scores["mc_dispersion"] = dispersion(q, samples)
-            scores.update(method.extra_uncertainty_from(features, q))
+            scores.update(method.extra_uncertainty_of(x, features, q))
             for name, u in scores.items():
                 out.setdefault(name, []).append(u.float().cpu())
             for k, r in representations_from(method, x, features, q, keep).items():
@@ -88,8 +88,10 @@ def posterior_scores(
     method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int
 ) -> dict[str, Tensor]:
     """Per-image scores [N] from ONE posterior per batch: every named score of the posterior's family and the MC
-    dispersion (and the method's extra scores, made by the same pass: :func:`network_scores`)."""
-    return network_scores(method, images, samples, batch_size, device, seed, posterior=True)[0]
+    dispersion (:func:`network_scores`)."""
+    names = {*method.posterior_class.uncertainty_kinds(), "mc_dispersion"}
+    scores = network_scores(method, images, samples, batch_size, device, seed, posterior=True)[0]
+    return {k: v for k, v in scores.items() if k in names}
 
 
 def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int, device, seed: int) -> Tensor:
@@ -102,9 +104,10 @@ class Scorer:
 
     One float32 network pass per batch (:func:`network_scores`) makes the posterior's scores, mc_dispersion and the
     method's extra scores and, when evaluation runs in float32, the representation (knn_distance) and the backbone
-    features (density) too. With a lower evaluation precision (e.g. bf16), the representation and the backbone
-    features come from one more pass under that autocast, as the training split's ``train_x`` did, so a query and
-    its references are made alike.
+    features (density) too, unless they are passed in. They come from one more pass (:func:`extract_many`) when
+    evaluation runs in a lower precision (e.g. bf16: under that autocast, as the training split's ``train_x`` was
+    made, so a query and its references are made alike), for a ``sample`` representation (its draws stay out of
+    the seeded posterior samples) and for a method that overrides ``represent``.
 
     train_x: the training split's representation [N, D]; train_backbone / train_labels: its backbone features and
     labels, for the density score (None: no density score).
@@ -143,17 +146,22 @@ class Scorer:
         """{score: [N]} for images uint8/float [N, C, H, W]; ``feats``: their representation if already known."""
         o, method = self.opts, self.method
         kind = method.default_representation if self.kind == "auto" else self.kind
-        need = [k for k in dict.fromkeys([kind if feats is None else None, "backbone" if self.density else None]) if k]
-        shared = o.precision == "fp32" and set(need) <= set(DRAWLESS_REPRESENTATIONS)
+        kept: dict[str, Tensor] = {} if feats is None else {kind: feats}
+        if self.density is not None and kind == "backbone" and feats is not None:
+            kept["backbone"] = feats
+        need = [k for k in dict.fromkeys([kind, "backbone" if self.density else None]) if k and k not in kept]
+        plain = type(method).represent is Method.represent  # a plugin's own represent is asked outside the seeds
+        shared = o.precision == "fp32" and plain and set(need) <= set(DRAWLESS_REPRESENTATIONS)
         out: dict[str, Tensor] = {}
-        kept: dict[str, Tensor] = {}
         if method.probabilistic or self.extra or (shared and need):
-            out, kept = network_scores(
+            out, made = network_scores(
                 method, images, o.mc_samples, o.batch_size, self.device, o.seed, tuple(need) if shared else ()
             )
+            kept.update(made)
+            out = {k: v for k, v in out.items() if k in self.names}
         if need and not shared:  # the representation as the training split's was made: under o.precision
-            kept = extract_many(method, images, need, o.batch_size, self.device, o.precision)
-        out["knn_distance"] = knn_distance_score(self.train_x, kept[kind] if feats is None else feats, k=o.knn_score_k)
+            kept.update(extract_many(method, images, need, o.batch_size, self.device, o.precision))
+        out["knn_distance"] = knn_distance_score(self.train_x, kept[kind], k=o.knn_score_k)
         if self.density is not None:
             out["density"] = self.density.score(kept["backbone"]).float()
         return out

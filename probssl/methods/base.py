@@ -25,8 +25,8 @@ a :class:`LossPredictor`, a small MLP on DETACHED backbone features trained to p
 loss; ``forward`` adds its training term ``loss_prediction``. The backbone, heads and their gradients are
 exactly those of the run without it (the predictor sees detached inputs and a detached target).
 
-Input checks: ``posterior``, ``represent`` and ``uncertainty`` -- of this class and of every subclass that
-overrides them (:meth:`Method.__init_subclass__` wraps them) -- pass their images through :meth:`Method.check_images`
+Input checks: ``posterior``, ``features_and_posterior``, ``represent`` and ``uncertainty`` -- of this class and
+of every subclass that overrides them (:meth:`Method.__init_subclass__` wraps them) -- pass their images through :meth:`Method.check_images`
 first: uint8 is converted as training converts it (``probssl.data.to_float_images``: x / 255), float is checked to
 be finite and in [0, 1], the shape against the model's ``image_shape`` (set by ``create_method``), and the tensor is
 moved to the model's device; anything else is one ValueError / TypeError naming what was expected and what came.
@@ -411,6 +411,16 @@ class Method(nn.Module):
             features, q = self.features_and_posterior(images)
             return self.extra_uncertainty_from(features, q)
         return self.extra_uncertainty_from(self.forward_features(images))
+
+    def extra_uncertainty_of(
+        self, images: Tensor, features: Tensor, posterior: Posterior | None = None
+    ) -> dict[str, Tensor]:
+        """:meth:`extra_uncertainty` of a batch of checked float ``images`` [N, C, H, W] whose backbone features
+        [N, F] (and posterior) are made: from them, unless a subclass overrides ``extra_uncertainty`` (then it is
+        asked, with the images)."""
+        if type(self).extra_uncertainty is not Method.extra_uncertainty:
+            return self.extra_uncertainty(images)
+        return self.extra_uncertainty_from(features, posterior)
 
     @torch.no_grad()
     def extra_uncertainty_from(self, features: Tensor, posterior: Posterior | None = None) -> dict[str, Tensor]:

@@ -330,3 +330,29 @@ def test_a_preset_sets_the_fine_tuning_protocol(tmp_path):
     assert tuned["epochs"] == 2 and tuned["lr"] == 3e-4 and tuned["weight_decay"] == 0.0
     assert report["summary"]["fine_tune_acc"] == tuned["test_acc"]
     assert "fine_tuning" not in evaluate_run(tmp_path / "run", mode="quick", ood=[], fine_tune=False)
+
+
+@pytest.mark.parametrize("preset,kind", [("scl-bernoulli-digits", "auto"), ("vsimclr-digits", "mean")])
+def test_the_splits_features_come_from_one_pass_per_split(preset, kind):
+    """The context's train / val / test representations, the test embedding and the training split's backbone
+    features (for the density score) equal what extract makes of each on its own, from one network pass per split."""
+    from probssl.evaluation.evaluate import _context
+    from probssl.evaluation.features import extract
+
+    config = load_config(preset, overrides=["data.train_subset=128"])
+    splits = load_splits(config)
+    torch.manual_seed(0)
+    method = create_method(config, splits.image_shape).eval()
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    try:
+        ctx = _context(method, splits, EvalOptions.quick(representation=kind), "cpu", config, None)
+    finally:
+        handle.remove()
+    images = [splits.train.images, splits.val.images, splits.test.images]
+    assert sum(seen) == 2 + sum(len(x) for x in images)  # + the 2-image check of the representation
+    for feats, x in zip(ctx.feats, images):
+        torch.testing.assert_close(feats, extract(method, x, ctx.kind))
+    torch.testing.assert_close(ctx.embedding, extract(method, splits.test.images, "mean"))
+    assert ctx.kind != "backbone" and "backbone_train" in ctx._cache
+    torch.testing.assert_close(ctx.backbone_train(), extract(method, splits.train.images, "backbone"))

@@ -96,3 +96,62 @@ def test_a_sampled_representation_is_drawn_apart_from_the_seeded_posterior_draws
     first, second = scorer.all(images), scorer.all(images)
     torch.testing.assert_close(first["mc_dispersion"], second["mc_dispersion"])
     assert not torch.equal(first["knn_distance"], second["knn_distance"])  # fresh draws each call
+
+
+def test_given_backbone_features_serve_the_density_too_without_a_pass():
+    """A deterministic method without a head whose representation is the backbone: with its features passed in,
+    the Scorer runs nothing (kNN and density both read them)."""
+    torch.manual_seed(0)
+    method = create_method(load_config("simclr-digits"), SHAPE).eval()
+    scorer, opts = _scorer(method, "fp32")
+    images = torch.randint(0, 256, (10, *SHAPE), dtype=torch.uint8)
+    feats = extract(method, images, "backbone")
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda *_: seen.append(1))
+    try:
+        scores = scorer.all(images, feats=feats)
+    finally:
+        handle.remove()
+    assert not seen and set(scores) == {"knn_distance", "density"}
+    torch.testing.assert_close(scores["density"], scorer.density.score(feats).float())
+
+
+def _subclass(method, **overrides):
+    """The same model as an instance of a one-off subclass that overrides some of its methods (a plugin's way)."""
+    method.__class__ = type(f"Plugin{type(method).__name__}", (type(method),), overrides)
+    return method
+
+
+def test_a_plugins_own_extra_score_and_own_represent_are_asked():
+    """A subclass that overrides extra_uncertainty (adding a score) or represent (drawing noise) is asked through
+    them: its score is reported, and represent's draws stay out of the seeded mc_dispersion draws."""
+    base = _fitted("vsimclr-digits")
+    scorer, opts = _scorer(base, "fp32")
+    images = torch.randint(0, 256, (12, *SHAPE), dtype=torch.uint8)
+    reference = scorer.all(images)
+
+    def extra_uncertainty(self, images, only=None):
+        return {**super(type(self), self).extra_uncertainty(images, only), "darkness": 1 - images.mean((1, 2, 3))}
+
+    def extra_uncertainty_kinds(self, fitted_only=True):
+        return [*super(type(self), self).extra_uncertainty_kinds(fitted_only), "darkness"]
+
+    def extra_uncertainty_descriptions(self):
+        return {k: "1 - mean pixel" if k == "darkness" else k for k in self.extra_uncertainty_kinds()}
+
+    def represent(self, images, kind="auto"):
+        return super(type(self), self).represent(images, kind) + 1e-3 * torch.rand(len(images), 1)
+
+    plugin = _subclass(
+        _fitted("vsimclr-digits"),
+        extra_uncertainty=extra_uncertainty,
+        extra_uncertainty_kinds=extra_uncertainty_kinds,
+        extra_uncertainty_descriptions=extra_uncertainty_descriptions,
+        represent=represent,
+    )
+    plugin_scorer = Scorer(plugin, "auto", scorer.train_x, opts, "cpu", train_backbone=None)
+    scores = plugin_scorer.all(images)
+    assert "darkness" in plugin_scorer.names
+    torch.testing.assert_close(scores["darkness"], 1 - to_float_images(images).mean((1, 2, 3)))
+    torch.testing.assert_close(scores["mc_dispersion"], reference["mc_dispersion"])
+    torch.testing.assert_close(scores["epistemic"], reference["epistemic"])

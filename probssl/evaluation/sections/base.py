@@ -83,6 +83,10 @@ class EvalContext:
         """[N_test] bool: the linear probe's test predictions are right."""
         return self.linear().test_pred == self.labels[2]
 
+    def cache_backbone_train(self, features: Tensor) -> None:
+        """Keep the training split's backbone features [N_train, F] made beside its representation."""
+        self._cache["backbone_train"] = features
+
     def backbone_train(self) -> Tensor:
         """The training split's backbone features [N_train, F] (the representation itself when that is the backbone)."""
         if self.kind == "backbone":
