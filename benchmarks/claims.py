@@ -50,6 +50,7 @@ from probssl.train.logging import read_status  # noqa: E402
 
 GENERATIVE_PREFIXES = ("simvae", "vae", "beta", "cr")  # presets simvae-*, vae-*, beta-vae-*, cr-vae-*
 EVAL = dict(  # the uncertainty suite's sizes (benchmarks/uncertainty.py), so the two read alike
+    score_precision="fp32",  # as every record's evaluation made its scores (the default became "same" mid-suite)
     corruption_samples=200,
     ambiguity_samples=200,
     ood_max_images=1000,

@@ -72,7 +72,8 @@ def setup(backbone: str, precision: str, n_images: int) -> tuple[Scorer, torch.T
     g = torch.Generator().manual_seed(0)
     train = torch.randint(0, 256, (2 * n_images, *shape), dtype=torch.uint8, generator=g)
     method.on_train_end(train, batch_size=256)
-    opts = EvalOptions(batch_size=256, mc_samples=32, precision=precision)
+    # the scores in float32 as before, so that both paths make the same numbers (score_precision.py measures "same")
+    opts = EvalOptions(batch_size=256, mc_samples=32, precision=precision, score_precision="fp32")
     train_x = extract(method, train, "auto", opts.batch_size, "cpu", precision)
     backbone_x = extract(method, train, "backbone", opts.batch_size, "cpu", precision)
     labels = torch.arange(len(train)) % 10

@@ -16,6 +16,10 @@ __all__ = ["EvalOptions", "RUNTIME_KEYS"]
 RUNTIME_KEYS = ("train.seed", *operational_keys())
 
 
+#: Where the uncertainty scores' network pass runs: float32, or the evaluation's own ``precision``.
+SCORE_PRECISIONS = ("fp32", "same")
+
+
 @dataclass
 class EvalOptions:
     """What :func:`evaluate_method` computes. Defaults: every section, sized to take seconds on digits and
@@ -24,8 +28,15 @@ class EvalOptions:
     representation: str = "auto"  # auto (the method's default) | backbone | mean | direction | sample | bits
     batch_size: int = 1024
     # Autocast of the network during feature extraction: fp32 | bf16 | fp16 (evaluate_run: the run's training
-    # precision as train.precision resolves on this machine). Probes, metrics and posterior scores: float32.
+    # precision as train.precision resolves on this machine). Probes, metrics and the posterior head that makes the
+    # uncertainty scores: float32 (the scores' backbone pass: score_precision).
     precision: str = "fp32"
+    # The backbone pass that makes the per-image uncertainty scores (posterior family's, mc_dispersion, epistemic,
+    # combined): "same" (under ``precision``: with bf16 one pass makes every score and the kNN / density features;
+    # the posterior's head still runs in float32) | "fp32" (a float32 pass of its own, as before 2026-12-08).
+    # "same" by evidence: on 5 trained runs its AUROCs were within 0.0023 of fp32's on every score and set, at
+    # 1.0-1.7x the speed of the section (benchmarks/score_precision.py; docs/evaluation.md).
+    score_precision: str = "same"
     knn_k: tuple[int, ...] = (1, 5, 10, 20, 50)
     linear_weight_decays: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
     ood: tuple[str, ...] = DEFAULT_OOD  # synthetic names (SYNTHETIC_OOD) and/or dataset names (DATASETS)
@@ -118,6 +129,11 @@ class EvalOptions:
     @classmethod
     def from_config(cls, cfg: EvalConfig | None, **overrides) -> EvalOptions:
         return cls.make("default", cfg or EvalConfig(), **overrides)
+
+    def __post_init__(self) -> None:
+        if self.score_precision not in SCORE_PRECISIONS:
+            choices = " | ".join(SCORE_PRECISIONS)
+            raise ValueError(f"score_precision must be {choices}, got {self.score_precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

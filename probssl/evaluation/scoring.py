@@ -13,6 +13,7 @@ from probssl.evaluation.features import extract_many, representations_from
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import Method
+from probssl.train import autocast
 
 __all__ = ["SCORE_DESCRIPTIONS", "Scorer", "mc_dispersion", "posterior_scores"]
 
@@ -50,6 +51,7 @@ def network_scores(
     seed: int,
     keep: tuple[str, ...] = (),
     posterior: bool | None = None,
+    precision: str = "fp32",
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Every score the network makes, from one float32 backbone pass per batch of ``images`` uint8/float
     [N, C, H, W] (two for a method that overrides ``posterior``: ``Method.features_and_posterior``): the posterior
@@ -59,7 +61,8 @@ def network_scores(
     (``DRAWLESS_REPRESENTATIONS`` of a method that does not override ``represent``: nothing may draw inside the
     seeded block), made from the same pass (:func:`representations_from`).
 
-    The posterior draws are seeded (``seed``) without disturbing the caller's random state.
+    The backbone runs under ``precision``'s autocast (fp32: none), the scores' posterior head in float32
+    (:func:`scoring_pass`). The posterior draws are seeded (``seed``) without disturbing the caller's random state.
     """
     method.eval()
     posterior = method.probabilistic if posterior is None else posterior
@@ -72,16 +75,35 @@ def network_scores(
         torch.manual_seed(seed)
         for i in range(0, len(images), step):
             x = method.check_images(images[i : i + step].to(device), "uncertainty")
-            features, q = method.features_and_posterior(x) if needs_posterior else (method.forward_features(x), None)
+            features, q, q_made_as_trained = scoring_pass(method, x, device, precision, needs_posterior)
             scores = {kind: q.uncertainty(kind) for kind in kinds}
             if posterior:
                 scores["mc_dispersion"] = dispersion(q, samples)
-            scores.update(method.extra_uncertainty_of(x, features, q))
+            scores.update(method.extra_uncertainty_of(x, features.float(), q))
             for name, u in scores.items():
                 out.setdefault(name, []).append(u.float().cpu())
-            for k, r in representations_from(method, x, features, q, keep).items():
+            for k, r in representations_from(method, x, features, q_made_as_trained, keep).items():
                 kept[k].append(r)
     return {k: torch.cat(v) for k, v in out.items()}, {k: torch.cat(v) for k, v in kept.items()}
+
+
+def scoring_pass(
+    method: Method, x: Tensor, device, precision: str, needs_posterior: bool = True
+) -> tuple[Tensor, Posterior | None, Posterior | None]:
+    """One backbone pass over a checked float batch ``x`` [N, C, H, W] under ``precision``'s autocast ->
+    (features [N, F], the scores' posterior, the representations' posterior); no posterior without
+    ``needs_posterior``. With a lower precision than fp32 the scores' posterior is made from the features in
+    float32: a bf16 head rounds each sigma to 8 significant bits, which left 145 distinct log_det_cov values among
+    1,000 VSimCLR test images (999 in float32: benchmarks/score_precision.py); the representations' posterior is made under the autocast,
+    as :func:`extract` makes the training split's references. A method that overrides ``posterior`` gets one
+    posterior, made under the autocast."""
+    with autocast(torch.device(device), precision):
+        if not needs_posterior:
+            return method.forward_features(x), None, None
+        features, made_as_trained = method.features_and_posterior(x)
+    if precision == "fp32" or not method.posterior_factors():
+        return features, made_as_trained, made_as_trained
+    return features, method.posterior_from_features(features.float()), made_as_trained
 
 
 def posterior_scores(
@@ -102,9 +124,10 @@ def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int,
 class Scorer:
     """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
 
-    One float32 network pass per batch (:func:`network_scores`) makes the posterior's scores, mc_dispersion and the
-    method's extra scores and, when evaluation runs in float32, the representation (knn_distance) and the backbone
-    features (density) too, unless they are passed in. They come from one more pass (:func:`extract_many`) when
+    One float32 network pass per batch (:func:`network_scores`; under the evaluation precision with
+    ``opts.score_precision="same"``) makes the posterior's scores, mc_dispersion and the method's extra scores and,
+    when that is the evaluation precision, the representation (knn_distance) and the backbone features (density)
+    too, unless they are passed in. They come from one more pass (:func:`extract_many`) when
     evaluation runs in a lower precision (e.g. bf16: under that autocast, as the training split's ``train_x`` was
     made, so a query and its references are made alike), for a ``sample`` representation (its draws stay out of
     the seeded posterior samples) and for a method that overrides ``represent``.
@@ -151,11 +174,13 @@ class Scorer:
             kept["backbone"] = feats
         need = [k for k in dict.fromkeys([kind, "backbone" if self.density else None]) if k and k not in kept]
         plain = type(method).represent is Method.represent  # a plugin's own represent is asked outside the seeds
-        shared = o.precision == "fp32" and plain and set(need) <= set(DRAWLESS_REPRESENTATIONS)
+        scoring = o.precision if o.score_precision == "same" else "fp32"
+        shared = scoring == o.precision and plain and set(need) <= set(DRAWLESS_REPRESENTATIONS)
         out: dict[str, Tensor] = {}
         if method.probabilistic or self.extra or (shared and need):
+            keep = tuple(need) if shared else ()
             out, made = network_scores(
-                method, images, o.mc_samples, o.batch_size, self.device, o.seed, tuple(need) if shared else ()
+                method, images, o.mc_samples, o.batch_size, self.device, o.seed, keep, precision=scoring
             )
             kept.update(made)
             out = {k: v for k, v in out.items() if k in self.names}

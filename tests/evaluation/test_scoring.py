@@ -1,6 +1,9 @@
-"""The Scorer makes every per-image score from one network pass per batch (two when evaluation runs in a lower
-precision than float32), with the numbers the per-score public API gives: each score checked against an oracle
-that asks the method once per score, as evaluation did before the passes were shared."""
+"""The Scorer makes every per-image score from one network pass per batch (two when evaluation runs in bf16 and the
+scores in float32: score_precision="fp32"), with the numbers the per-score public API gives: each score checked
+against an oracle that asks the method once per score, as evaluation did before the passes were shared."""
+
+import dataclasses
+import re
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from probssl.evaluation import EvalOptions, extract
 from probssl.evaluation.scoring import Scorer, dispersion
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import create_method
+from probssl.train import autocast
 
 SHAPE = (1, 8, 8)
 
@@ -22,8 +26,8 @@ def _fitted(preset: str):
     return method
 
 
-def _scorer(method, precision: str) -> tuple[Scorer, EvalOptions]:
-    opts = EvalOptions(batch_size=16, mc_samples=4, precision=precision)
+def _scorer(method, precision: str, score_precision: str = "fp32") -> tuple[Scorer, EvalOptions]:
+    opts = EvalOptions(batch_size=16, mc_samples=4, precision=precision, score_precision=score_precision)
     g = torch.Generator().manual_seed(1)
     train = torch.randint(0, 256, (40, *SHAPE), dtype=torch.uint8, generator=g)
     train_x = extract(method, train, "auto", opts.batch_size, "cpu", precision)
@@ -155,3 +159,36 @@ def test_a_plugins_own_extra_score_and_own_represent_are_asked():
     torch.testing.assert_close(scores["darkness"], 1 - to_float_images(images).mean((1, 2, 3)))
     torch.testing.assert_close(scores["mc_dispersion"], reference["mc_dispersion"])
     torch.testing.assert_close(scores["epistemic"], reference["epistemic"])
+
+
+def test_scores_in_the_evaluation_precision_take_one_pass():
+    """score_precision='same' with bf16: one pass under bf16 autocast makes every score; the kNN / density scores
+    are the bf16 ones as before, the posterior's and the head's come within bf16 rounding of the float32 ones."""
+    method = _fitted("vsimclr-digits")
+    scorer, opts = _scorer(method, "bf16")
+    images = torch.randint(0, 256, (24, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    reference = scorer.all(images)
+    scorer.opts = dataclasses.replace(opts, score_precision="same")
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    try:
+        scores = scorer.all(images)
+    finally:
+        handle.remove()
+    assert sum(seen) == len(images) and set(scores) == set(reference)
+    for name in ("knn_distance", "density"):
+        torch.testing.assert_close(scores[name], reference[name], rtol=1e-4, atol=1e-5, msg=name)
+    for name in ("log_det_cov", "epistemic"):
+        assert scores[name].dtype == torch.float32
+        assert not torch.equal(scores[name], reference[name]), name  # really computed in bf16
+        torch.testing.assert_close(
+            scores[name], reference[name], rtol=0.05, atol=0.05 * float(reference[name].abs().mean())
+        )
+    # the posterior's head ran in float32 on the bf16 features (a bf16 head rounds sigma to 8 significant bits)
+    with torch.no_grad():
+        with autocast(torch.device("cpu"), "bf16"):
+            features = method.forward_features(to_float_images(images))
+        q = method.posterior_from_features(features.float())
+    torch.testing.assert_close(scores["log_det_cov"], q.uncertainty("log_det_cov").float(), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match=re.escape("score_precision must be fp32 | same")):
+        EvalOptions(score_precision="bf16")
