@@ -1,6 +1,6 @@
-"""Does making the uncertainty scores in bf16 change what they say? ``EvalOptions.score_precision``: "fp32" (the
-scores' network pass without autocast, the default) against "same" (under the evaluation precision, here bf16:
-one pass for every score instead of two).
+"""Does making the uncertainty scores from a bf16 backbone pass change what they say? ``EvalOptions.score_precision``:
+"fp32" (the scores' backbone pass without autocast, probssl's default before 2026-12-08) against "same" (under
+the evaluation precision, here bf16: one pass for every score instead of two; the default since).
 
     PROBSSL_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/score_precision.py --runs runs/claims/*/*/seed1
 

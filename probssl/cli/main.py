@@ -97,6 +97,7 @@ def cmd_eval(args) -> int:
         **({"fine_tune": True} if args.fine_tune else {}),  # else the run's eval.fine_tune (a preset may set it)
         checkpoint=args.checkpoint,
         skip=tuple(args.skip),
+        score_precision=args.score_precision,
         **({"retrieval": tuple(args.retrieval)} if args.retrieval is not None else {}),
     )
     width = max(len(k) for k in metrics["summary"])
@@ -260,6 +261,13 @@ def _eval_parser(sub) -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint", help="evaluate this checkpoint (step-N) instead of the latest")
+    p.add_argument(
+        "--score-precision",
+        default="same",
+        choices=["same", "fp32"],
+        help="the uncertainty scores' backbone pass: in the evaluation precision (the run's training precision; "
+        "default) or float32 (as probssl did before 2026-12-08: one more pass when that is bf16)",
+    )
     p.set_defaults(func=cmd_eval)
 
 

@@ -33,7 +33,8 @@ class EvalOptions:
     precision: str = "fp32"
     # The backbone pass that makes the per-image uncertainty scores (posterior family's, mc_dispersion, epistemic,
     # combined): "same" (under ``precision``: with bf16 one pass makes every score and the kNN / density features;
-    # the posterior's head still runs in float32) | "fp32" (a float32 pass of its own, as before 2026-12-08).
+    # the posterior's head still runs in float32, unless the method overrides ``posterior``) | "fp32" (a float32 pass
+    # of its own, as before 2026-12-08).
     # "same" by evidence: on 5 trained runs its AUROCs were within 0.0023 of fp32's on every score and set, at
     # 1.0-1.7x the speed of the section (benchmarks/score_precision.py; docs/evaluation.md).
     score_precision: str = "same"

@@ -53,7 +53,7 @@ def network_scores(
     posterior: bool | None = None,
     precision: str = "fp32",
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Every score the network makes, from one float32 backbone pass per batch of ``images`` uint8/float
+    """Every score the network makes, from one backbone pass per batch of ``images`` uint8/float
     [N, C, H, W] (two for a method that overrides ``posterior``: ``Method.features_and_posterior``): the posterior
     family's named scores and the MC dispersion (``posterior``; None: for a probabilistic method, whose posterior
     is not a point mass) and the method's extra scores (``extra_uncertainty_kinds()``: epistemic, combined,
@@ -82,8 +82,9 @@ def network_scores(
             scores.update(method.extra_uncertainty_of(x, features.float(), q))
             for name, u in scores.items():
                 out.setdefault(name, []).append(u.float().cpu())
-            for k, r in representations_from(method, x, features, q_made_as_trained, keep).items():
-                kept[k].append(r)
+            with autocast(torch.device(device), precision):  # as extract makes them (e.g. normalise, on CUDA)
+                for k, r in representations_from(method, x, features, q_made_as_trained, keep).items():
+                    kept[k].append(r)
     return {k: torch.cat(v) for k, v in out.items()}, {k: torch.cat(v) for k, v in kept.items()}
 
 
@@ -124,13 +125,14 @@ def mc_dispersion(method: Method, images: Tensor, samples: int, batch_size: int,
 class Scorer:
     """Per-image uncertainty scores of one method: images (uint8 or float) -> {score name: [N]}.
 
-    One float32 network pass per batch (:func:`network_scores`; under the evaluation precision with
-    ``opts.score_precision="same"``) makes the posterior's scores, mc_dispersion and the method's extra scores and,
-    when that is the evaluation precision, the representation (knn_distance) and the backbone features (density)
-    too, unless they are passed in. They come from one more pass (:func:`extract_many`) when
-    evaluation runs in a lower precision (e.g. bf16: under that autocast, as the training split's ``train_x`` was
-    made, so a query and its references are made alike), for a ``sample`` representation (its draws stay out of
-    the seeded posterior samples) and for a method that overrides ``represent``.
+    One network pass per batch (:func:`network_scores`: the backbone under the evaluation precision with
+    ``opts.score_precision="same"``, the default, else in float32) makes the posterior's scores, mc_dispersion and
+    the method's extra scores and, when that pass runs in the evaluation precision, the representation
+    (knn_distance) and the backbone features (density) too, unless they are passed in. They come from one more pass
+    (:func:`extract_many`, under the evaluation precision's autocast, as the training split's ``train_x`` was made,
+    so a query and its references are made alike) with ``score_precision="fp32"`` and a lower evaluation
+    precision, for a ``sample`` representation (its draws stay out of the seeded posterior samples) and for a
+    method that overrides ``represent``.
 
     train_x: the training split's representation [N, D]; train_backbone / train_labels: its backbone features and
     labels, for the density score (None: no density score).

@@ -38,6 +38,7 @@ def test_eval_quick_with_ood_and_skip_then_report(trained, tmp_path, capsys):
     assert "ood_auroc/vflip" in out and "linear_acc" in out and "quick evaluation" in out
     m = json.loads((trained[0] / "eval.json").read_text())
     assert m["options"]["ood"] == ["noise", "vflip"] and m["options"]["mlp"] is False
+    assert m["options"]["score_precision"] == "same"  # the default
     assert "clustering" not in m["probes"] and "content_style" not in m and "images" not in m
     assert m["uncertainty"]["primary"] == "knn_distance"
 
@@ -64,3 +65,13 @@ def test_report_without_eval_is_one_clear_error(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "rep")]) == 2
     assert "probssl eval" in capsys.readouterr().err
+
+
+def test_eval_scores_in_float32_on_request(trained, capsys):
+    assert main(["eval", str(trained[1]), "--quick", "--ood", "noise", "--score-precision", "fp32"]) == 0
+    m = json.loads((trained[1] / "eval.json").read_text())
+    assert m["options"]["score_precision"] == "fp32" and "knn_distance" in m["uncertainty"]["scores"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["eval", str(trained[1]), "--score-precision", "bf16"])
+    assert "invalid choice: 'bf16'" in capsys.readouterr().err
