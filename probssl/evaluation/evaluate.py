@@ -161,14 +161,16 @@ def _context(method: Method, splits: DataSplits, opts: EvalOptions, device, conf
     p = opts.precision
     # One pass per split: the training split's backbone features ride along when the uncertainty scores will
     # want them (the density score), the test split's embedding (its "mean") always.
-    train_kinds = [kind, "backbone"] if opts.uncertainty and kind != "backbone" else [kind]
-    train = extract_many(method, splits.train.images, train_kinds, opts.batch_size, device, p)
+    with_backbone = opts.uncertainty and kind != "backbone"
+    train = extract_many(
+        method, splits.train.images, [kind, "backbone"] if with_backbone else [kind], opts.batch_size, device, p
+    )
     val = extract(method, splits.val.images, kind, opts.batch_size, device, p)  # in split order: 'sample' draws
     test = extract_many(method, splits.test.images, [kind, "mean"], opts.batch_size, device, p)
     feats = [train[kind], val, test[kind]]
     labels = [splits.train.labels, splits.val.labels, splits.test.labels]
     ctx = EvalContext(method, splits, opts, device, config, kind, feats, labels, test["mean"], image_dir)
-    if "backbone" in train and kind != "backbone":
+    if with_backbone:
         ctx.cache_backbone_train(train["backbone"])
     ctx.timing["features"] = time.perf_counter() - tic
     return ctx

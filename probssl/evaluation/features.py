@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from probssl.data import to_float_images
+from probssl.distributions import Posterior
 from probssl.methods import Method
 from probssl.train import autocast
 
@@ -39,9 +40,17 @@ def representations_from(
     """{kind: [N, D] float32 on the CPU} of each representation kind of a batch of float ``images`` [N, C, H, W]
     whose backbone ``features`` [N, F] and ``posterior`` are already made (``Method.representation_from``); a
     method that overrides ``represent`` itself is asked through it."""
-    if type(method).represent is not Method.represent:
+    if method.overrides("represent"):
         return {k: method.represent(images, k).float().cpu() for k in kinds}
     return {k: method.representation_from(features, posterior, k).float().cpu() for k in kinds}
+
+
+def network_pass(method: Method, x: Tensor, needs_posterior: bool = True) -> tuple[Tensor, Posterior | None]:
+    """A checked float batch ``x`` [N, C, H, W] -> (backbone features [N, F], its posterior or None without
+    ``needs_posterior``), in one backbone pass (``Method.features_and_posterior``), under the caller's autocast."""
+    if needs_posterior:
+        return method.features_and_posterior(x)
+    return method.forward_features(x), None
 
 
 @torch.no_grad()
@@ -58,17 +67,12 @@ def extract_many(
     method.eval()
     kinds = list(dict.fromkeys(method.default_representation if k == "auto" else k for k in kinds))
     needs_posterior = any(k != "backbone" for k in kinds)
-    asks_represent = type(method).represent is not Method.represent  # representations_from asks it per kind
+    asks_represent = method.overrides("represent")  # representations_from asks it per kind: no pass here
     out: dict[str, list[Tensor]] = {k: [] for k in kinds}
     with autocast(torch.device(device), precision):
         for i in range(0, len(images), batch_size):
             x = method.check_images(images[i : i + batch_size].to(device), "represent")
-            if asks_represent:
-                features, q = None, None
-            elif needs_posterior:
-                features, q = method.features_and_posterior(x)
-            else:
-                features, q = method.forward_features(x), None
+            features, q = (None, None) if asks_represent else network_pass(method, x, needs_posterior)
             for k, r in representations_from(method, x, features, q, kinds).items():
                 out[k].append(r)
     return {k: torch.cat(v) for k, v in out.items()}

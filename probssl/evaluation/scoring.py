@@ -9,7 +9,7 @@ from torch import Tensor
 from probssl.distributions import Posterior, StraightThroughBernoulli
 from probssl.evaluation.corruptions import uncertainty_vs_severity
 from probssl.evaluation.density import GaussianDensityScore
-from probssl.evaluation.features import extract_many, representations_from
+from probssl.evaluation.features import extract_many, network_pass, representations_from
 from probssl.evaluation.options import EvalOptions
 from probssl.evaluation.uncertainty import knn_distance_score
 from probssl.methods import Method
@@ -94,15 +94,13 @@ def scoring_pass(
     """One backbone pass over a checked float batch ``x`` [N, C, H, W] under ``precision``'s autocast ->
     (features [N, F], the scores' posterior, the representations' posterior); no posterior without
     ``needs_posterior``. With a lower precision than fp32 the scores' posterior is made from the features in
-    float32: a bf16 head rounds each sigma to 8 significant bits, which left 145 distinct log_det_cov values among
-    1,000 VSimCLR test images (999 in float32: benchmarks/score_precision.py); the representations' posterior is made under the autocast,
-    as :func:`extract` makes the training split's references. A method that overrides ``posterior`` gets one
-    posterior, made under the autocast."""
+    float32: a bf16 head rounds each sigma to 8 significant bits, which left 145 distinct log_det_cov values
+    among 1,000 VSimCLR test images (999 in float32: benchmarks/score_precision.py); the representations'
+    posterior is made under the autocast, as :func:`extract` makes the training split's references. A method that
+    overrides ``posterior`` gets one posterior, made under the autocast."""
     with autocast(torch.device(device), precision):
-        if not needs_posterior:
-            return method.forward_features(x), None, None
-        features, made_as_trained = method.features_and_posterior(x)
-    if precision == "fp32" or not method.posterior_factors():
+        features, made_as_trained = network_pass(method, x, needs_posterior)
+    if made_as_trained is None or precision == "fp32" or not method.posterior_factors():
         return features, made_as_trained, made_as_trained
     return features, method.posterior_from_features(features.float()), made_as_trained
 
@@ -175,7 +173,7 @@ class Scorer:
         if self.density is not None and kind == "backbone" and feats is not None:
             kept["backbone"] = feats
         need = [k for k in dict.fromkeys([kind, "backbone" if self.density else None]) if k and k not in kept]
-        plain = type(method).represent is Method.represent  # a plugin's own represent is asked outside the seeds
+        plain = not method.overrides("represent")  # a plugin's own represent is asked outside the seeds
         scoring = o.precision if o.score_precision == "same" else "fp32"
         shared = scoring == o.precision and plain and set(need) <= set(DRAWLESS_REPRESENTATIONS)
         out: dict[str, Tensor] = {}

@@ -258,7 +258,13 @@ class Method(nn.Module):
     def posterior_factors(cls) -> bool:
         """Whether ``posterior(images)`` is ``posterior_from_features(forward_features(images))`` (no subclass
         overrides ``posterior``)."""
-        return cls.posterior is Method.posterior
+        return not cls.overrides("posterior")
+
+    @classmethod
+    def overrides(cls, name: str) -> bool:
+        """Whether a subclass replaced the base class's ``name`` (e.g. a plugin's own ``represent``): the shared
+        one-pass paths then ask it instead of making its result from a pass they already ran."""
+        return getattr(cls, name) is not getattr(Method, name)
 
     def kl_to_prior(self, posterior: Posterior) -> Tensor | None:
         """[B] the KL term this method's loss puts on each posterior (before its weight beta), or None when the
@@ -331,7 +337,7 @@ class Method(nn.Module):
     # ------------------------------------------------------------------ loss prediction
     def attach_loss_predictor(self, hidden_dim: int = 512, depth: int = 2, objective: str = "order") -> None:
         """Add a :class:`LossPredictor` on the backbone features (``method.loss_prediction: true``)."""
-        if type(self).per_sample_loss is Method.per_sample_loss:
+        if not self.overrides("per_sample_loss"):
             raise ValueError(f"loss_prediction needs a per-sample loss, which method {self.name!r} does not define")
         self.loss_predictor = LossPredictor(int(self.backbone.feature_dim), hidden_dim, depth, objective)
 
@@ -418,7 +424,7 @@ class Method(nn.Module):
         """:meth:`extra_uncertainty` of a batch of checked float ``images`` [N, C, H, W] whose backbone features
         [N, F] (and posterior) are made: from them, unless a subclass overrides ``extra_uncertainty`` (then it is
         asked, with the images)."""
-        if type(self).extra_uncertainty is not Method.extra_uncertainty:
+        if self.overrides("extra_uncertainty"):
             return self.extra_uncertainty(images)
         return self.extra_uncertainty_from(features, posterior)
 

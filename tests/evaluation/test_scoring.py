@@ -36,6 +36,16 @@ def _scorer(method, precision: str, score_precision: str = "fp32") -> tuple[Scor
     return Scorer(method, "auto", train_x, opts, "cpu", train_backbone=backbone, train_labels=labels), opts
 
 
+def _with_backbone_images(method, fn):
+    """(fn(), how many images the backbone saw while it ran)."""
+    seen = []
+    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
+    try:
+        return fn(), sum(seen)
+    finally:
+        handle.remove()
+
+
 def _oracle(method, scorer: Scorer, opts: EvalOptions, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every score asked of the method on its own: the posterior's and the extra scores in float32, the kNN and
     density features under the evaluation precision."""
@@ -65,14 +75,9 @@ def test_every_score_equals_the_per_score_api_from_one_pass(preset, precision):
     method = _fitted(preset)
     scorer, opts = _scorer(method, precision)
     images = torch.randint(0, 256, (24, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    seen = []
-    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
-    try:
-        scores = scorer.all(images)
-    finally:
-        handle.remove()
+    scores, seen = _with_backbone_images(method, lambda: scorer.all(images))
     # float32: one pass makes everything; bf16: the kNN / density features come from one more, under autocast
-    assert sum(seen) == len(images) * (1 if precision == "fp32" else 2)
+    assert seen == len(images) * (1 if precision == "fp32" else 2)
     oracle = _oracle(method, scorer, opts, images)
     assert set(scores) == set(oracle) and set(scores) == set(scorer.names), (sorted(scores), sorted(oracle))
     for name, value in oracle.items():
@@ -110,13 +115,8 @@ def test_given_backbone_features_serve_the_density_too_without_a_pass():
     scorer, opts = _scorer(method, "fp32")
     images = torch.randint(0, 256, (10, *SHAPE), dtype=torch.uint8)
     feats = extract(method, images, "backbone")
-    seen = []
-    handle = method.backbone.register_forward_hook(lambda *_: seen.append(1))
-    try:
-        scores = scorer.all(images, feats=feats)
-    finally:
-        handle.remove()
-    assert not seen and set(scores) == {"knn_distance", "density"}
+    scores, seen = _with_backbone_images(method, lambda: scorer.all(images, feats=feats))
+    assert seen == 0 and set(scores) == {"knn_distance", "density"}
     torch.testing.assert_close(scores["density"], scorer.density.score(feats).float())
 
 
@@ -169,13 +169,8 @@ def test_scores_in_the_evaluation_precision_take_one_pass():
     images = torch.randint(0, 256, (24, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     reference = scorer.all(images)
     scorer.opts = dataclasses.replace(opts, score_precision="same")
-    seen = []
-    handle = method.backbone.register_forward_hook(lambda _m, inputs, _o: seen.append(len(inputs[0])))
-    try:
-        scores = scorer.all(images)
-    finally:
-        handle.remove()
-    assert sum(seen) == len(images) and set(scores) == set(reference)
+    scores, seen = _with_backbone_images(method, lambda: scorer.all(images))
+    assert seen == len(images) and set(scores) == set(reference)
     for name in ("knn_distance", "density"):
         torch.testing.assert_close(scores[name], reference[name], rtol=1e-4, atol=1e-5, msg=name)
     for name in ("log_det_cov", "epistemic"):
